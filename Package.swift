@@ -1,0 +1,73 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Upcoming features every target opts into: existential types spelled `any`, checked at compile time.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Portcullis",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "portcullis", targets: ["portcullis"]),
+        .library(name: "PortcullisCore", targets: ["PortcullisCore"]),
+        .library(name: "PortcullisCrypto", targets: ["PortcullisCrypto"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // The system OpenSSL (libcrypto 3). Debian: libssl-dev.
+        .systemLibrary(
+            name: "CLibcrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // Pure logic: token parsing, JSON, claims, role-claim paths, key selection, decisions. No I/O.
+        .target(
+            name: "PortcullisCore",
+            swiftSettings: strictSettings
+        ),
+        // OpenSSL-backed keys and signature checks, and JWKS loading on top of the core rules.
+        .target(
+            name: "PortcullisCrypto",
+            dependencies: [
+                "PortcullisCore",
+                "CLibcrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "portcullis",
+            dependencies: [
+                "PortcullisCore",
+                "PortcullisCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Verification throughput, run in release mode by bench/verify.sh beside `openssl speed`.
+        .executableTarget(
+            name: "portcullis-verify-bench",
+            dependencies: ["PortcullisCore", "PortcullisCrypto"],
+            path: "Benchmarks/VerifyBenchmark",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PortcullisCoreTests",
+            dependencies: ["PortcullisCore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PortcullisCryptoTests",
+            dependencies: ["PortcullisCore", "PortcullisCrypto", "CLibcrypto"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

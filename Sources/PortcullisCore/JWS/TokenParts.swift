@@ -1,0 +1,76 @@
+/// The three segments of a compact JWS (RFC 7515 §7.1), located without copying the token.
+///
+/// Offsets are into the token's UTF-8 bytes. The signing input is everything before the second dot,
+/// exactly as received: it is never re-encoded.
+public struct TokenParts: Sendable {
+    /// The token as received.
+    public let token: Substring
+    /// The encoded protected header.
+    public let header: Range<Int>
+    /// The encoded payload.
+    public let payload: Range<Int>
+    /// The encoded signature.
+    public let signature: Range<Int>
+
+    /// The JWS signing input: `BASE64URL(header) '.' BASE64URL(payload)`.
+    public var signingInput: Range<Int> { header.lowerBound..<payload.upperBound }
+
+    /// Splits `token` into its three segments. Refuses empty and oversized tokens, JWE (five segments) and
+    /// any other segment count.
+    public init(_ token: Substring, maxBytes: Int) throws(TokenRefusal) {
+        let byteCount = token.utf8.count
+        guard byteCount > 0 else { throw .malformed("Empty JWT") }
+        guard byteCount <= maxBytes else { throw .malformed("JWT is larger than \(maxBytes) bytes") }
+        var dots: [Int] = []
+        dots.reserveCapacity(2)
+        var dotCount = 0
+        for (offset, byte) in token.utf8.enumerated() where byte == UInt8(ascii: ".") {
+            dotCount += 1
+            if dots.count < 2 { dots.append(offset) }
+        }
+        switch dotCount + 1 {
+        case 3: break
+        case 5: throw .malformed("Encrypted JWTs (JWE) are not supported")
+        case let parts: throw .malformed("Expected 3 parts in JWT; got \(parts)")
+        }
+        self.token = token
+        self.header = 0..<dots[0]
+        self.payload = dots[0] + 1..<dots[1]
+        self.signature = dots[1] + 1..<byteCount
+    }
+
+    /// Calls `body` with the token's bytes, without copying when the token is contiguous UTF-8.
+    public func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        let result: Result<R, E>? = token.utf8.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(E) in try body(UnsafeRawBufferPointer(buffer)) }
+        }
+        if let result { return try result.get() }
+        return try Array(token.utf8).withUnsafeBytes { buffer in
+            Result { () throws(E) in try body(buffer) }
+        }.get()
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// The bytes at `range`, which must lie within this buffer.
+    @inline(__always)
+    func slice(_ range: Range<Int>) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: self[range])
+    }
+}
+
+/// Decodes one base64url segment into a temporary buffer (on the stack when small) and hands it to `body`.
+/// Returns nil when the segment is not canonical base64url.
+func withBase64URLDecoded<R, E: Error>(
+    _ encoded: UnsafeRawBufferPointer,
+    _ body: (UnsafeRawBufferPointer) throws(E) -> R
+) throws(E) -> R? {
+    guard let length = Base64URL.decodedLength(ofEncodedCount: encoded.count) else { return nil }
+    let result: Result<R, E>? = withUnsafeTemporaryAllocation(byteCount: max(length, 1), alignment: 1) {
+        storage in
+        let output = UnsafeMutableRawBufferPointer(rebasing: storage[0..<length])
+        guard Base64URL.decode(encoded, into: output) else { return nil }
+        return Result { () throws(E) in try body(UnsafeRawBufferPointer(output)) }
+    }
+    return try result?.get()
+}
