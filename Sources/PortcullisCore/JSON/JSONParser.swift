@@ -14,6 +14,11 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
     public let kind: Kind
     public let offset: Int
 
+    public init(kind: Kind, offset: Int) {
+        self.kind = kind
+        self.offset = offset
+    }
+
     public var description: String {
         switch kind {
         case .unexpectedEnd: "unexpected end of JSON"

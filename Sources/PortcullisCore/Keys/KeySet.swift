@@ -73,6 +73,12 @@ public struct SkippedKey: Sendable, Hashable, CustomStringConvertible {
     public let keyID: String?
     public let reason: String
 
+    public init(index: Int, keyID: String?, reason: String) {
+        self.index = index
+        self.keyID = keyID
+        self.reason = reason
+    }
+
     public var description: String {
         "key #\(index)" + (keyID.map { " (kid \($0.debugDescription))" } ?? "") + " skipped: \(reason)"
     }
