@@ -12,6 +12,7 @@
 #include <openssl/opensslv.h>
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 
 // Function-like and composite macros are not imported into Swift; these constants carry their values.
 static const int portcullis_EVP_PKEY_PUBLIC_KEY = EVP_PKEY_PUBLIC_KEY;

@@ -2,16 +2,30 @@ import CLibcrypto
 import PortcullisCore
 
 /// Verifies RS*, PS*, ES* and EdDSA signatures with one EVP_PKEY, owned for the key's lifetime.
-final class EVPVerifier: SignatureVerifier, @unchecked Sendable {
-    // @unchecked: the key is never mutated after init; OpenSSL 3 allows concurrent verification with it.
-    private let key: OpaquePointer
+///
+/// RSA and ECDSA hash the signing input with OpenSSL's one-shot SHA-2 and verify the digest with
+/// `EVP_PKEY_verify` on a context prepared once per algorithm and reused: setting a context up costs more
+/// than an RSA-2048 verification itself. Ed25519 hashes internally, so it uses one-shot `EVP_DigestVerify`.
+final class EVPVerifier: SignatureVerifier, Sendable {
+    private let key: PKey
+    /// Ready contexts for each algorithm this key can verify (RSA: RS*/PS*; EC: its ES*).
+    private let contexts: [JWSAlgorithm: VerifyContextPool]
 
     init(key: OpaquePointer) {
+        let key = PKey(pointer: key)
         self.key = key
-    }
-
-    deinit {
-        EVP_PKEY_free(key)
+        var contexts: [JWSAlgorithm: VerifyContextPool] = [:]
+        let keyType = EVP_PKEY_get_base_id(key.pointer)
+        for algorithm in JWSAlgorithm.allCases {
+            let fits: Bool =
+                switch algorithm.family {
+                case .rsaPKCS1, .rsaPSS: keyType == EVP_PKEY_RSA
+                case .ecdsa: keyType == EVP_PKEY_EC
+                case .eddsa, .hmac: false
+                }
+            if fits { contexts[algorithm] = VerifyContextPool(key: key, algorithm: algorithm) }
+        }
+        self.contexts = contexts
     }
 
     func isValidSignature(
@@ -20,37 +34,48 @@ final class EVPVerifier: SignatureVerifier, @unchecked Sendable {
         algorithm: JWSAlgorithm
     ) -> Bool {
         switch algorithm.family {
+        case .eddsa:
+            return digestVerifyEd25519(signature, signingInput)
         case .ecdsa(let curve):
             // JWS carries raw r‖s; OpenSSL verifies DER. Wrong lengths and r, s outside [1, n-1] stop here.
             guard let der = ECDSASignature.derEncoding(ofRaw: signature, curve: curve) else { return false }
-            return der.withUnsafeBytes { digestVerify($0, signingInput, algorithm: algorithm) }
-        default:
-            return digestVerify(signature, signingInput, algorithm: algorithm)
+            return der.withUnsafeBytes { verifyDigest(of: signingInput, signature: $0, algorithm: algorithm) }
+        case .rsaPKCS1, .rsaPSS:
+            return verifyDigest(of: signingInput, signature: signature, algorithm: algorithm)
+        case .hmac:
+            return false
         }
     }
 
-    private func digestVerify(
-        _ signature: UnsafeRawBufferPointer,
-        _ message: UnsafeRawBufferPointer,
+    private func verifyDigest(
+        of message: UnsafeRawBufferPointer,
+        signature: UnsafeRawBufferPointer,
         algorithm: JWSAlgorithm
     ) -> Bool {
+        guard let pool = contexts[algorithm], let digest = algorithm.digest else { return false }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { hash in
+            let bytes = message.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            switch digest {
+            case .sha256: SHA256(bytes, message.count, hash.baseAddress)
+            case .sha384: SHA384(bytes, message.count, hash.baseAddress)
+            case .sha512: SHA512(bytes, message.count, hash.baseAddress)
+            }
+            return pool.withContext { context in
+                let result = EVP_PKEY_verify(
+                    context, signature.baseAddress?.assumingMemoryBound(to: UInt8.self), signature.count,
+                    hash.baseAddress, digest.byteCount)
+                if result != 1 { ERR_clear_error() }
+                return result == 1
+            } ?? false
+        }
+    }
+
+    private func digestVerifyEd25519(_ signature: UnsafeRawBufferPointer, _ message: UnsafeRawBufferPointer) -> Bool {
         guard let context = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(context) }
-        var keyContext: OpaquePointer?
-        let digest = algorithm.digest.map(Digests.md(_:))
-        guard EVP_DigestVerifyInit_ex(context, &keyContext, digest?.name, nil, nil, key, nil) == 1 else {
+        guard EVP_DigestVerifyInit_ex(context, nil, nil, nil, nil, key.pointer, nil) == 1 else {
             ERR_clear_error()
             return false
-        }
-        if algorithm.family == .rsaPSS, let digest {
-            // RFC 7518 §3.5: MGF1 with the same hash, salt as long as the hash.
-            guard EVP_PKEY_CTX_set_rsa_padding(keyContext, RSA_PKCS1_PSS_PADDING) == 1,
-                EVP_PKEY_CTX_set_rsa_pss_saltlen(keyContext, Int32(digest.length)) == 1,
-                EVP_PKEY_CTX_set_rsa_mgf1_md_name(keyContext, digest.name, nil) == 1
-            else {
-                ERR_clear_error()
-                return false
-            }
         }
         let result = EVP_DigestVerify(
             context,
@@ -58,6 +83,76 @@ final class EVPVerifier: SignatureVerifier, @unchecked Sendable {
             message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count)
         if result != 1 { ERR_clear_error() }
         return result == 1
+    }
+}
+
+/// An EVP_PKEY, freed with its last reference.
+final class PKey: @unchecked Sendable {
+    // @unchecked: never mutated after init; OpenSSL 3 allows concurrent verification with one key.
+    let pointer: OpaquePointer
+
+    init(pointer: OpaquePointer) {
+        self.pointer = pointer
+    }
+
+    deinit {
+        EVP_PKEY_free(pointer)
+    }
+}
+
+/// Verification contexts for one key and one algorithm, set up once (padding, salt length, digest) and
+/// lent to one thread at a time. At most `capacity` idle contexts are kept; a burst beyond that makes
+/// temporary ones.
+final class VerifyContextPool: @unchecked Sendable {
+    // @unchecked: `idle` is only touched under `lock`; a context is used by one thread at a time.
+    private let key: PKey
+    private let algorithm: JWSAlgorithm
+    private let lock = Lock()
+    private var idle: [OpaquePointer] = []
+    private let capacity = 16
+
+    init(key: PKey, algorithm: JWSAlgorithm) {
+        self.key = key
+        self.algorithm = algorithm
+        idle.reserveCapacity(capacity)
+    }
+
+    deinit {
+        idle.forEach(EVP_PKEY_CTX_free)
+    }
+
+    func withContext<R>(_ body: (OpaquePointer) -> R) -> R? {
+        guard let context = lock.withLock({ idle.popLast() }) ?? makeContext() else { return nil }
+        let result = body(context)
+        let kept = lock.withLock { () -> Bool in
+            guard idle.count < capacity else { return false }
+            idle.append(context)
+            return true
+        }
+        if !kept { EVP_PKEY_CTX_free(context) }
+        return result
+    }
+
+    private func makeContext() -> OpaquePointer? {
+        guard let digest = algorithm.digest.map(Digests.md(_:)),
+            let context = EVP_PKEY_CTX_new_from_pkey(nil, key.pointer, nil)
+        else { return nil }
+        var ok = EVP_PKEY_verify_init(context) == 1 && EVP_PKEY_CTX_set_signature_md(context, digest.md) == 1
+        if ok, algorithm.family == .rsaPSS {
+            // RFC 7518 §3.5: MGF1 with the same hash, salt as long as the hash.
+            ok =
+                EVP_PKEY_CTX_set_rsa_padding(context, RSA_PKCS1_PSS_PADDING) == 1
+                && EVP_PKEY_CTX_set_rsa_pss_saltlen(context, Int32(digest.length)) == 1
+                && EVP_PKEY_CTX_set_rsa_mgf1_md(context, digest.md) == 1
+        } else if ok, algorithm.family == .rsaPKCS1 {
+            ok = EVP_PKEY_CTX_set_rsa_padding(context, RSA_PKCS1_PADDING) == 1
+        }
+        guard ok else {
+            ERR_clear_error()
+            EVP_PKEY_CTX_free(context)
+            return nil
+        }
+        return context
     }
 }
 

@@ -62,6 +62,29 @@ struct JSONParserTests {
         #expect(throws: JSONParseError.self) { try parser.parse(bytes) }
     }
 
+    @Test("visits members in order and refuses duplicates, also past the 16 names kept on the stack")
+    func forEachMember() throws {
+        func visit(_ text: String) throws -> [String]? {
+            var names: [String] = []
+            let isObject = try Array(text.utf8).withUnsafeBytes { bytes in
+                try parser.forEachMember(of: bytes) { name, _ in names.append(name) }
+            }
+            return isObject ? names : nil
+        }
+        #expect(try visit(#"{"b":1,"a":{"x":[2]}}"#) == ["b", "a"])
+        #expect(try visit("[1]") == nil)
+        #expect(try visit("{}") == [])
+        let many = (0..<20).map { #""m\#($0)":\#($0)"# }
+        #expect(try visit("{" + many.joined(separator: ",") + "}")?.count == 20)
+        for duplicate in ["m3", "m18"] {
+            #expect(throws: JSONParseError.self) {
+                try visit("{" + (many + [#""\#(duplicate)":0"#]).joined(separator: ",") + "}")
+            }
+        }
+        #expect(throws: JSONParseError.self) { try visit(#"{"a":1} {"#) }
+        #expect(throws: JSONParseError.self) { try visit(#"{"a":1,"a":2}"#) }
+    }
+
     @Test("writes compact, ASCII-only JSON with sorted members")
     func compactJSON() throws {
         let value = try parser.parse(#"{ "b" : [ 1 , "é\n" ], "a" : { } }"#)

@@ -46,26 +46,22 @@ public struct ClaimRules: Sendable, Hashable {
     }
 
     private func matchAudience(_ claim: JSONValue?) throws(TokenRefusal) -> String? {
-        let tokenAudiences: [String]
+        let notAString = TokenRefusal(.invalidClaim, "JWT claim \"aud\" is not a string or an array of strings")
+        var matched: String?
         switch claim {
-        case nil: tokenAudiences = []
-        case .string(let audience): tokenAudiences = [audience]
+        case nil: break
+        case .string(let audience):
+            if audiences.contains(audience) { matched = audience }
         case .array(let elements):
-            var strings: [String] = []
             for element in elements {
-                guard case .string(let audience) = element else {
-                    throw TokenRefusal(.invalidClaim, "JWT claim \"aud\" is not a string or an array of strings")
-                }
-                strings.append(audience)
+                guard case .string(let audience) = element else { throw notAString }
+                if matched == nil, audiences.contains(audience) { matched = audience }
             }
-            tokenAudiences = strings
         default:
-            throw TokenRefusal(.invalidClaim, "JWT claim \"aud\" is not a string or an array of strings")
+            throw notAString
         }
         guard !audiences.isEmpty else { return nil }
-        guard let matched = tokenAudiences.first(where: audiences.contains) else {
-            throw TokenRefusal(.audienceMismatch, "JWT not in audience")
-        }
+        guard let matched else { throw TokenRefusal(.audienceMismatch, "JWT not in audience") }
         return matched
     }
 

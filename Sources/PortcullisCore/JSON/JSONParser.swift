@@ -59,6 +59,52 @@ public struct JSONParser: Sendable {
         return value
     }
 
+    /// Calls `body` with each member of the object `bytes` holds, in document order, without building a
+    /// dictionary for it. Duplicate member names are refused as in `parse`. Returns false when the document
+    /// is valid JSON but not an object.
+    ///
+    /// Used for token headers, which are read once and thrown away: for a usual header (a few members)
+    /// this allocates nothing.
+    public func forEachMember(
+        of bytes: UnsafeRawBufferPointer,
+        _ body: (String, JSONValue) -> Void
+    ) throws(JSONParseError) -> Bool {
+        var reader = Reader(bytes: bytes, maxDepth: maxDepth)
+        reader.skipWhitespace()
+        guard reader.peek() == UInt8(ascii: "{") else {
+            _ = try reader.parseValue(depth: 1)
+            reader.skipWhitespace()
+            guard reader.isAtEnd else { throw JSONParseError(kind: .trailingContent, offset: reader.offset) }
+            return false
+        }
+        reader.offset += 1
+        // Names seen so far, for duplicate detection: on the stack for up to 16, then in a set.
+        let result: Result<Void, JSONParseError> = withUnsafeTemporaryAllocation(of: String.self, capacity: 16) {
+            seen in
+            var seenCount = 0
+            var overflow: Set<String> = []
+            defer { seen.baseAddress!.deinitialize(count: seenCount) }
+            return Result { () throws(JSONParseError) in
+                try reader.parseMembers(depth: 1) { (name, value, nameOffset) throws(JSONParseError) in
+                    let duplicate =
+                        seen[0..<seenCount].contains(name) || (!overflow.isEmpty && overflow.contains(name))
+                    guard !duplicate else { throw JSONParseError(kind: .duplicateMember(name), offset: nameOffset) }
+                    if seenCount < seen.count {
+                        seen.baseAddress!.advanced(by: seenCount).initialize(to: name)
+                        seenCount += 1
+                    } else {
+                        overflow.insert(name)
+                    }
+                    body(name, value)
+                }
+            }
+        }
+        try result.get()
+        reader.skipWhitespace()
+        guard reader.isAtEnd else { throw JSONParseError(kind: .trailingContent, offset: reader.offset) }
+        return true
+    }
+
     public func parse(_ bytes: some Collection<UInt8>) throws(JSONParseError) -> JSONValue {
         let result: Result<JSONValue, JSONParseError> =
             bytes.withContiguousStorageIfAvailable { buffer in
@@ -133,11 +179,24 @@ extension JSONParser {
         mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
             guard depth <= maxDepth else { throw error(.tooDeep) }
             offset += 1  // {
-            var members: [String: JSONValue] = [:]
+            var members = [String: JSONValue](minimumCapacity: countElements())
+            try parseMembers(depth: depth) { (name, value, nameOffset) throws(JSONParseError) in
+                guard members.updateValue(value, forKey: name) == nil else {
+                    throw JSONParseError(kind: .duplicateMember(name), offset: nameOffset)
+                }
+            }
+            return .object(members)
+        }
+
+        /// Reads the members of an object whose `{` has been consumed, through its `}`.
+        mutating func parseMembers(
+            depth: Int,
+            _ member: (String, JSONValue, Int) throws(JSONParseError) -> Void
+        ) throws(JSONParseError) {
             skipWhitespace()
             if peek() == UInt8(ascii: "}") {
                 offset += 1
-                return .object(members)
+                return
             }
             while true {
                 skipWhitespace()
@@ -149,15 +208,13 @@ extension JSONParser {
                 offset += 1
                 skipWhitespace()
                 let value = try parseValue(depth: depth + 1)
-                guard members.updateValue(value, forKey: name) == nil else {
-                    throw JSONParseError(kind: .duplicateMember(name), offset: nameOffset)
-                }
+                try member(name, value, nameOffset)
                 skipWhitespace()
                 switch peek() {
                 case UInt8(ascii: ","): offset += 1
                 case UInt8(ascii: "}"):
                     offset += 1
-                    return .object(members)
+                    return
                 case nil: throw error(.unexpectedEnd)
                 default: throw error(.unexpectedByte)
                 }
@@ -168,6 +225,7 @@ extension JSONParser {
             guard depth <= maxDepth else { throw error(.tooDeep) }
             offset += 1  // [
             var elements: [JSONValue] = []
+            elements.reserveCapacity(countElements())
             skipWhitespace()
             if peek() == UInt8(ascii: "]") {
                 offset += 1
@@ -186,6 +244,47 @@ extension JSONParser {
                 default: throw error(.unexpectedByte)
                 }
             }
+        }
+
+        /// How many members or elements the container that starts at `offset` holds, found by a quick scan
+        /// that skips nested containers and strings. Sizing each container once keeps parsing to one
+        /// allocation per object or array. Only a capacity hint: malformed input is caught by the parser.
+        func countElements() -> Int {
+            var position = offset
+            var depth = 0
+            var commas = 0
+            var sawContent = false
+            var inString = false
+            while position < bytes.count {
+                let byte = bytes[position]
+                position += 1
+                if inString {
+                    if byte == UInt8(ascii: "\\") {
+                        position += 1
+                    } else if byte == UInt8(ascii: "\"") {
+                        inString = false
+                    }
+                    continue
+                }
+                switch byte {
+                case UInt8(ascii: "\""):
+                    inString = true
+                    sawContent = true
+                case UInt8(ascii: "{"), UInt8(ascii: "["):
+                    depth += 1
+                    sawContent = true
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    if depth == 0 { return sawContent ? commas + 1 : 0 }
+                    depth -= 1
+                case UInt8(ascii: ","):
+                    if depth == 0 { commas += 1 }
+                case 0x20, 0x09, 0x0A, 0x0D:
+                    break
+                default:
+                    sawContent = true
+                }
+            }
+            return 0
         }
 
         mutating func parseNumber() throws(JSONParseError) -> JSONNumber {

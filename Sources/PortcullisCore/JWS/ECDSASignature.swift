@@ -13,12 +13,13 @@ public enum ECDSASignature {
         let s = UnsafeRawBufferPointer(rebasing: raw[half..<2 * half])
         let order = curve.order
         guard isInRange(r, order: order), isInRange(s, order: order) else { return nil }
-        let rInteger = derInteger(r)
-        let sInteger = derInteger(s)
-        var der: [UInt8] = [0x30]
-        appendLength(rInteger.count + sInteger.count, to: &der)
-        der += rInteger
-        der += sInteger
+        // One allocation: SEQUENCE { INTEGER r, INTEGER s }, each at most 1 + 2 + 67 bytes.
+        var der: [UInt8] = []
+        der.reserveCapacity(2 * half + 12)
+        der.append(0x30)
+        appendLength(derIntegerLength(r) + derIntegerLength(s), to: &der)
+        appendDERInteger(r, to: &der)
+        appendDERInteger(s, to: &der)
         return der
     }
 
@@ -31,15 +32,24 @@ public enum ECDSASignature {
         return false  // equal to the order
     }
 
-    /// A DER INTEGER holding a non-negative big-endian value: leading zeros dropped, one 0x00 added when
-    /// the top bit is set.
-    static func derInteger(_ value: UnsafeRawBufferPointer) -> [UInt8] {
+    /// The encoded size of a DER INTEGER holding a non-negative big-endian value.
+    static func derIntegerLength(_ value: UnsafeRawBufferPointer) -> Int {
+        let content = derIntegerContentLength(value)
+        return 1 + (content < 0x80 ? 1 : 2) + content
+    }
+
+    /// Leading zeros dropped, one 0x00 added when the top bit is set.
+    static func derIntegerContentLength(_ value: UnsafeRawBufferPointer) -> Int {
         let firstNonZero = value.firstIndex(where: { $0 != 0 }) ?? value.count - 1
-        var content = Array(value[firstNonZero...])
-        if content[0] & 0x80 != 0 { content.insert(0, at: 0) }
-        var encoded: [UInt8] = [0x02]
-        appendLength(content.count, to: &encoded)
-        return encoded + content
+        return value.count - firstNonZero + (value[firstNonZero] & 0x80 != 0 ? 1 : 0)
+    }
+
+    static func appendDERInteger(_ value: UnsafeRawBufferPointer, to output: inout [UInt8]) {
+        let firstNonZero = value.firstIndex(where: { $0 != 0 }) ?? value.count - 1
+        output.append(0x02)
+        appendLength(derIntegerContentLength(value), to: &output)
+        if value[firstNonZero] & 0x80 != 0 { output.append(0) }
+        output.append(contentsOf: value[firstNonZero...])
     }
 
     static func appendLength(_ length: Int, to output: inout [UInt8]) {

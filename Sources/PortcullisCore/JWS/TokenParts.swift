@@ -21,12 +21,16 @@ public struct TokenParts: Sendable {
         let byteCount = token.utf8.count
         guard byteCount > 0 else { throw .malformed("Empty JWT") }
         guard byteCount <= maxBytes else { throw .malformed("JWT is larger than \(maxBytes) bytes") }
-        var dots: [Int] = []
-        dots.reserveCapacity(2)
+        var firstDot = -1
+        var secondDot = -1
         var dotCount = 0
-        for (offset, byte) in token.utf8.enumerated() where byte == UInt8(ascii: ".") {
-            dotCount += 1
-            if dots.count < 2 { dots.append(offset) }
+        var offset = 0
+        for byte in token.utf8 {
+            if byte == UInt8(ascii: ".") {
+                dotCount += 1
+                if firstDot < 0 { firstDot = offset } else if secondDot < 0 { secondDot = offset }
+            }
+            offset += 1
         }
         switch dotCount + 1 {
         case 3: break
@@ -34,9 +38,9 @@ public struct TokenParts: Sendable {
         case let parts: throw .malformed("Expected 3 parts in JWT; got \(parts)")
         }
         self.token = token
-        self.header = 0..<dots[0]
-        self.payload = dots[0] + 1..<dots[1]
-        self.signature = dots[1] + 1..<byteCount
+        self.header = 0..<firstDot
+        self.payload = firstDot + 1..<secondDot
+        self.signature = secondDot + 1..<byteCount
     }
 
     /// Calls `body` with the token's bytes, without copying when the token is contiguous UTF-8.

@@ -25,13 +25,19 @@ public struct UnverifiedToken: Sendable {
     public init(_ token: Substring, limits: TokenLimits = TokenLimits()) throws(TokenRefusal) {
         let parts = try TokenParts(token, maxBytes: limits.maxTokenBytes)
         let parser = JSONParser(maxDepth: limits.maxJSONDepth)
-        let headerJSON = try parts.withBytes { (bytes) throws(TokenRefusal) -> JSONValue in
+        let fields = try parts.withBytes { (bytes) throws(TokenRefusal) -> JOSEHeader.Fields in
             guard parts.header.count > 0 else { throw .malformed("JWT header is empty") }
             let decoded = try withBase64URLDecoded(bytes.slice(parts.header)) {
-                (json) throws(TokenRefusal) -> JSONValue in
-                do { return try parser.parse(json) } catch {
+                (json) throws(TokenRefusal) -> JOSEHeader.Fields in
+                var fields = JOSEHeader.Fields()
+                let isObject: Bool
+                do {
+                    isObject = try parser.forEachMember(of: json) { name, value in fields.add(name, value) }
+                } catch {
                     throw .malformed("JWT header is not valid JSON: \(error)")
                 }
+                guard isObject else { throw .malformed("JWT header is not a JSON object") }
+                return fields
             }
             guard let decoded else { throw .malformed("JWT header is not valid base64url") }
             // The payload is decoded only after the signature verifies, but a JWS whose payload is not
@@ -42,7 +48,7 @@ public struct UnverifiedToken: Sendable {
             return decoded
         }
         self.parts = parts
-        self.header = try JOSEHeader(json: headerJSON)
+        self.header = try JOSEHeader(fields)
         self.limits = limits
     }
 
