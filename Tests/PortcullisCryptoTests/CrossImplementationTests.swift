@@ -63,6 +63,12 @@ struct CrossImplementationTests {
             #expect(verified.keyID == kid)
             #expect(verified.audience == "portcullis-tests")
             #expect(verified.claims["sub"] == .string("user-\(alg.rawValue)"))
+            #expect(verified.role == .string("api_user"))
+            // Keycloak-style array roles, through both grammars of the role-claim path.
+            #expect(try ClaimPath("$.realm_access.roles[1]").firstValue(in: .object(verified.claims)) == "writer")
+            #expect(
+                try ClaimPath(".realm_access.roles[?(@ ^== \"rea\")]").firstValue(in: .object(verified.claims))
+                    == "reader")
         }
     }
 
