@@ -117,3 +117,16 @@ struct Base64URLTests {
         #expect(Base64URL.decode("-_8") == [0xFB, 0xFF])
     }
 }
+
+@Suite("JSON numbers")
+struct JSONNumberTests {
+    @Test(
+        "doubleValue agrees with the full conversion, on and off the integer fast path",
+        arguments: [
+            "0", "7", "1700000000", "999999999999999", "1000000000000000", "12345678901234567890", "-1", "1.5",
+            "1e3", "-0", "0.1", "253402300799",
+        ])
+    func doubleValue(_ literal: String) {
+        #expect(JSONNumber(literal: literal).doubleValue == Double(literal))
+    }
+}

@@ -96,14 +96,18 @@ struct TokenParsingTests {
         }
     }
 
-    @Test("refuses a payload that is not canonical base64url before any key is tried")
-    func payloadEncoding() {
-        for token in [
-            "eyJhbGciOiJIUzI1NiJ9.AB.AAAA", "eyJhbGciOiJIUzI1NiJ9.e30=.AAAA", "eyJhbGciOiJIUzI1NiJ9.e 30.AAAA",
-        ] {
-            #expect(throws: TokenRefusal(.malformed, "JWT payload is not valid base64url")) {
-                try UnverifiedToken(Substring(token))
-            }
+    @Test("refuses a payload that is not canonical base64url: at the JWS layer, and when read as claims")
+    func payloadEncoding() throws {
+        let secret = JSONValue.string(Base64URL.encode([UInt8](repeating: 9, count: 32)))
+        let (keys, _) = try KeySetLoader(factory: FakeFactory()).load(jwks: ["keys": [["kty": "oct", "k": secret]]])
+        let header = Base64URL.encode(Array(#"{"alg":"HS256"}"#.utf8))
+        for payload in ["AB", "e30=", "e 30", "e3?"] {
+            let input = "\(header).\(payload)"
+            // A signature the fake verifier accepts: only the payload's encoding is wrong.
+            let token = try UnverifiedToken(Substring(input + "." + Base64URL.encode([0, input.utf8.last!])))
+            let refusal = TokenRefusal(.malformed, "JWT payload is not valid base64url")
+            #expect(throws: refusal) { try SignatureCheck.verify(token, with: keys) }
+            #expect(throws: refusal) { try token.claims() }
         }
     }
 }

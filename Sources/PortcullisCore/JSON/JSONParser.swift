@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Why a document is not acceptable JSON, with the byte offset where parsing stopped.
 public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
@@ -250,26 +256,30 @@ extension JSONParser {
         /// that skips nested containers and strings. Sizing each container once keeps parsing to one
         /// allocation per object or array. Only a capacity hint: malformed input is caught by the parser.
         func countElements() -> Int {
+            guard let base = bytes.baseAddress else { return 0 }
             var position = offset
             var depth = 0
             var commas = 0
             var sawContent = false
-            var inString = false
             while position < bytes.count {
                 let byte = bytes[position]
                 position += 1
-                if inString {
-                    if byte == UInt8(ascii: "\\") {
-                        position += 1
-                    } else if byte == UInt8(ascii: "\"") {
-                        inString = false
-                    }
-                    continue
-                }
                 switch byte {
                 case UInt8(ascii: "\""):
-                    inString = true
                     sawContent = true
+                    // Jump to the closing quote: one escaped by an odd run of backslashes does not count.
+                    while position < bytes.count,
+                        let found = memchr(base + position, Int32(UInt8(ascii: "\"")), bytes.count - position)
+                    {
+                        let quote = base.distance(to: UnsafeRawPointer(found))
+                        var backslashes = 0
+                        while quote - backslashes - 1 >= position, bytes[quote - backslashes - 1] == UInt8(ascii: "\\")
+                        {
+                            backslashes += 1
+                        }
+                        position = quote + 1
+                        if backslashes % 2 == 0 { break }
+                    }
                 case UInt8(ascii: "{"), UInt8(ascii: "["):
                     depth += 1
                     sawContent = true

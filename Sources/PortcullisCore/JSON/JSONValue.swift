@@ -18,7 +18,20 @@ public struct JSONNumber: Sendable, Hashable {
     }
 
     /// The number as a `Double`; `nan` only if `literal` was not produced by the parser.
-    public var doubleValue: Double { Double(literal) ?? .nan }
+    public var doubleValue: Double {
+        // Fast path for the common case, plain integers such as NumericDates, which are exact in a Double
+        // up to 15 digits; everything else goes through the full conversion.
+        var value: Int64 = 0
+        var digits = 0
+        for byte in literal.utf8 {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 15 else {
+                return Double(literal) ?? .nan
+            }
+            value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+            digits += 1
+        }
+        return digits > 0 ? Double(value) : (Double(literal) ?? .nan)
+    }
 }
 
 extension JSONValue {

@@ -18,6 +18,15 @@ public enum Base64URL {
     /// Returns false for any input that is not canonical base64url.
     public static func decode(_ encoded: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Bool {
         guard let length = decodedLength(ofEncodedCount: encoded.count), output.count == length else { return false }
+        return sextets.withUnsafeBufferPointer { table in decode(encoded, into: output, table: table) }
+    }
+
+    private static func decode(
+        _ encoded: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer,
+        table: UnsafeBufferPointer<UInt8>
+    ) -> Bool {
+        @inline(__always) func sextet(_ byte: UInt8) -> UInt8 { table[Int(byte)] }
         var outIndex = 0
         var inIndex = 0
         let fullQuads = encoded.count / 4
@@ -56,12 +65,16 @@ public enum Base64URL {
     /// Whether `encoded` is canonical base64url, checked without decoding it.
     public static func isCanonical(_ encoded: UnsafeRawBufferPointer) -> Bool {
         guard decodedLength(ofEncodedCount: encoded.count) != nil else { return false }
-        guard encoded.allSatisfy({ sextet($0) != 0xFF }) else { return false }
-        // The unused low bits of the last character must be zero.
-        switch encoded.count % 4 {
-        case 2: return sextet(encoded[encoded.count - 1]) & 0x0F == 0
-        case 3: return sextet(encoded[encoded.count - 1]) & 0x03 == 0
-        default: return true
+        return sextets.withUnsafeBufferPointer { table in
+            var invalid: UInt8 = 0
+            for byte in encoded { invalid |= table[Int(byte)] }
+            guard invalid & 0x80 == 0 else { return false }
+            // The unused low bits of the last character must be zero.
+            switch encoded.count % 4 {
+            case 2: return table[Int(encoded[encoded.count - 1])] & 0x0F == 0
+            case 3: return table[Int(encoded[encoded.count - 1])] & 0x03 == 0
+            default: return true
+            }
         }
     }
 
@@ -96,16 +109,16 @@ public enum Base64URL {
         return String(decoding: output, as: UTF8.self)
     }
 
-    /// The 6-bit value of one alphabet character, or 0xFF for anything else.
-    @inline(__always)
-    static func sextet(_ byte: UInt8) -> UInt8 {
+    /// Every byte's 6-bit value (0xFF outside the alphabet): one load per character on the hot path.
+    private static let sextets: [UInt8] = (0...255).map { value -> UInt8 in
+        let byte = UInt8(value)
         switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte - UInt8(ascii: "A")
-        case UInt8(ascii: "a")...UInt8(ascii: "z"): byte - UInt8(ascii: "a") + 26
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0") + 52
-        case UInt8(ascii: "-"): 62
-        case UInt8(ascii: "_"): 63
-        default: 0xFF
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return byte - UInt8(ascii: "A")
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): return byte - UInt8(ascii: "a") + 26
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0") + 52
+        case UInt8(ascii: "-"): return 62
+        case UInt8(ascii: "_"): return 63
+        default: return 0xFF
         }
     }
 }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The three segments of a compact JWS (RFC 7515 §7.1), located without copying the token.
 ///
 /// Offsets are into the token's UTF-8 bytes. The signing input is everything before the second dot,
@@ -18,29 +24,40 @@ public struct TokenParts: Sendable {
     /// Splits `token` into its three segments. Refuses empty and oversized tokens, JWE (five segments) and
     /// any other segment count.
     public init(_ token: Substring, maxBytes: Int) throws(TokenRefusal) {
-        let byteCount = token.utf8.count
-        guard byteCount > 0 else { throw .malformed("Empty JWT") }
-        guard byteCount <= maxBytes else { throw .malformed("JWT is larger than \(maxBytes) bytes") }
-        var firstDot = -1
-        var secondDot = -1
-        var dotCount = 0
-        var offset = 0
-        for byte in token.utf8 {
-            if byte == UInt8(ascii: ".") {
-                dotCount += 1
-                if firstDot < 0 { firstDot = offset } else if secondDot < 0 { secondDot = offset }
-            }
-            offset += 1
-        }
-        switch dotCount + 1 {
+        let layout =
+            token.utf8.withContiguousStorageIfAvailable(Self.layout(of:))
+            ?? Array(token.utf8).withUnsafeBufferPointer(Self.layout(of:))
+        guard layout.count > 0 else { throw .malformed("Empty JWT") }
+        guard layout.count <= maxBytes else { throw .malformed("JWT is larger than \(maxBytes) bytes") }
+        switch layout.dots + 1 {
         case 3: break
         case 5: throw .malformed("Encrypted JWTs (JWE) are not supported")
         case let parts: throw .malformed("Expected 3 parts in JWT; got \(parts)")
         }
         self.token = token
-        self.header = 0..<firstDot
-        self.payload = firstDot + 1..<secondDot
-        self.signature = secondDot + 1..<byteCount
+        self.header = 0..<layout.firstDot
+        self.payload = layout.firstDot + 1..<layout.secondDot
+        self.signature = layout.secondDot + 1..<layout.count
+    }
+
+    /// The byte count, the number of dots and where the first two are (memchr: tokens are long and dots few).
+    private static func layout(
+        of bytes: UnsafeBufferPointer<UInt8>
+    ) -> (count: Int, dots: Int, firstDot: Int, secondDot: Int) {
+        guard let base = bytes.baseAddress else { return (0, 0, -1, -1) }
+        var dots = 0
+        var firstDot = -1
+        var secondDot = -1
+        var position = 0
+        while position < bytes.count,
+            let found = memchr(base + position, Int32(UInt8(ascii: ".")), bytes.count - position)
+        {
+            let offset = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+            dots += 1
+            if dots == 1 { firstDot = offset } else if dots == 2 { secondDot = offset }
+            position = offset + 1
+        }
+        return (bytes.count, dots, firstDot, secondDot)
     }
 
     /// Calls `body` with the token's bytes, without copying when the token is contiguous UTF-8.

@@ -40,16 +40,18 @@ public struct UnverifiedToken: Sendable {
                 return fields
             }
             guard let decoded else { throw .malformed("JWT header is not valid base64url") }
-            // The payload is decoded only after the signature verifies, but a JWS whose payload is not
-            // canonical base64url is malformed whatever its signature says.
-            guard Base64URL.isCanonical(bytes.slice(parts.payload)) else {
-                throw .malformed("JWT payload is not valid base64url")
-            }
             return decoded
         }
         self.parts = parts
         self.header = try JOSEHeader(fields)
         self.limits = limits
+    }
+
+    /// A JWS whose payload is not canonical base64url is malformed whatever its signature says. The JWT
+    /// path gets this from decoding the claims; the JWS-only path checks it with this.
+    func checkPayloadEncoding() throws(TokenRefusal) {
+        let canonical = parts.withBytes { Base64URL.isCanonical($0.slice(parts.payload)) }
+        guard canonical else { throw .malformed("JWT payload is not valid base64url") }
     }
 
     /// Decodes the payload as a JWT claims set: a JSON object with no duplicate member names.

@@ -42,10 +42,21 @@ public struct VerifiedToken: Sendable {
 /// The key decides: a token's `kid` selects a key, and the key's type (and its JWK `alg`, if any) must
 /// accept the token's `alg`. Without a `kid`, a bounded number of compatible keys are tried.
 public enum SignatureCheck {
+    /// Verifies a JWS whose payload may be anything: the payload's encoding is checked here too.
     public static func verify(
         _ token: UnverifiedToken,
         with keys: KeySet,
         allowedAlgorithms: Set<JWSAlgorithm>? = nil
+    ) throws(TokenRefusal) -> VerificationKey {
+        try token.checkPayloadEncoding()
+        return try verifySignature(token, with: keys, allowedAlgorithms: allowedAlgorithms)
+    }
+
+    /// The signature alone; the caller decodes (and so checks) the payload afterwards.
+    static func verifySignature(
+        _ token: UnverifiedToken,
+        with keys: KeySet,
+        allowedAlgorithms: Set<JWSAlgorithm>?
     ) throws(TokenRefusal) -> VerificationKey {
         let algorithm = token.header.algorithm
         if let allowedAlgorithms, !allowedAlgorithms.contains(algorithm) {
@@ -101,7 +112,7 @@ public struct TokenVerifier: Sendable {
 
     public func verify(_ token: UnverifiedToken, with keys: KeySet, now: Double) throws(TokenRefusal) -> VerifiedToken {
         // Signature first: nothing in the payload is looked at until the token is known to be genuine.
-        let key = try SignatureCheck.verify(token, with: keys, allowedAlgorithms: policy.algorithms)
+        let key = try SignatureCheck.verifySignature(token, with: keys, allowedAlgorithms: policy.algorithms)
         let claims = try token.claims()
         let audience = try policy.claims.check(claims, now: now)
         return VerifiedToken(
