@@ -9,11 +9,12 @@ let strictSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "Portcullis",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "portcullis", targets: ["portcullis"]),
         .library(name: "PortcullisCore", targets: ["PortcullisCore"]),
         .library(name: "PortcullisCrypto", targets: ["PortcullisCrypto"]),
+        .library(name: "PortcullisKeySource", targets: ["PortcullisKeySource"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -26,6 +27,12 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // The system libcurl, for JWKS and discovery fetches. Debian: libcurl4-openssl-dev.
+        .systemLibrary(
+            name: "CLibcurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         // Pure logic: token parsing, JSON, claims, role-claim paths, key selection, decisions. No I/O.
         .target(
             name: "PortcullisCore",
@@ -37,6 +44,18 @@ let package = Package(
             dependencies: [
                 "PortcullisCore",
                 "CLibcrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Key sources: JWKS over libcurl, inline sets, HMAC secrets, OIDC discovery, and the refresh driver
+        // around the pure state machine in PortcullisCore.
+        .target(
+            name: "PortcullisKeySource",
+            dependencies: [
+                "PortcullisCore",
+                "PortcullisCrypto",
+                "CLibcurl",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -61,6 +80,14 @@ let package = Package(
         .testTarget(
             name: "PortcullisCoreTests",
             dependencies: ["PortcullisCore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PortcullisKeySourceTests",
+            dependencies: [
+                "PortcullisCore", "PortcullisCrypto", "PortcullisKeySource",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
