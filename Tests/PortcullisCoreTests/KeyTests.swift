@@ -176,6 +176,22 @@ struct KeySelectionTests {
         }
     }
 
+    @Test("a token's kid may be verified by a key without one (an HMAC secret), never by a key with another kid")
+    func kidlessKeys() throws {
+        let (secretOnly, _) = try load([octKey(nil)])
+        let token = FakeVerifier.sign(header: #"{"alg":"HS256","kid":"anything"}"#, payload: "{}", tag: 0)
+        #expect(try SignatureCheck.verify(UnverifiedToken(Substring(token)), with: secretOnly).keyID == nil)
+        let (mixed, _) = try load([octKey("a"), octKey(nil)])
+        let calls = { mixed.keys.map { ($0.verifier as! FakeVerifier).calls } }
+        _ = try SignatureCheck.verify(UnverifiedToken(Substring(token)), with: mixed)
+        #expect(calls() == [0, 1])
+        let forged = FakeVerifier.sign(header: #"{"alg":"HS256","kid":"anything"}"#, payload: "{}", tag: 5)
+        #expect(throws: TokenRefusal(.badSignature, "JWT signature is invalid")) {
+            try SignatureCheck.verify(UnverifiedToken(Substring(forged)), with: mixed)
+        }
+        #expect(calls() == [0, 2])
+    }
+
     @Test("without kid, a bounded number of compatible keys are tried")
     func boundedTries() throws {
         let (keys, _) = try load((0..<10).map { octKey("k\($0)") })

@@ -39,8 +39,9 @@ public struct VerifiedToken: Sendable {
 
 /// Checks the signature of a parsed JWS against a key set.
 ///
-/// The key decides: a token's `kid` selects a key, and the key's type (and its JWK `alg`, if any) must
-/// accept the token's `alg`. Without a `kid`, a bounded number of compatible keys are tried.
+/// The key decides: a token's `kid` selects the key with that id, and the key's type (and its JWK `alg`, if
+/// any) must accept the token's `alg`. Otherwise a bounded number of compatible keys that have no id of
+/// their own are tried (all compatible keys when the token has no `kid`).
 public enum SignatureCheck {
     /// Verifies a JWS whose payload may be anything: the payload's encoding is checked here too.
     public static func verify(
@@ -62,22 +63,26 @@ public enum SignatureCheck {
         if let allowedAlgorithms, !allowedAlgorithms.contains(algorithm) {
             throw TokenRefusal(.algorithmNotAllowed, "Algorithm \(algorithm.rawValue) is not allowed")
         }
-        if let keyID = token.header.keyID {
-            guard let key = keys.key(withID: keyID) else {
-                throw TokenRefusal(.unknownKid, "No key matches the JWT's kid")
-            }
+        if let keyID = token.header.keyID, let key = keys.key(withID: keyID) {
             guard key.accepts(algorithm) else {
                 throw TokenRefusal(.algorithmNotAllowed, "The key does not accept algorithm \(algorithm.rawValue)")
             }
             guard check(token, with: key) else { throw TokenRefusal(.badSignature, "JWT signature is invalid") }
             return key
         }
+        // No key has the token's kid (or it has none): keys without a kid of their own — an HMAC secret, a
+        // JWKS that names no kids — may still verify it. A token's kid never selects a key with another kid.
+        let hasKeyID = token.header.keyID != nil
         var tried = 0
-        for key in keys.keys where key.accepts(algorithm) {
+        var anyWithoutKeyID = false
+        for key in keys.keys where !hasKeyID || key.keyID == nil {
+            anyWithoutKeyID = anyWithoutKeyID || key.keyID == nil
+            guard key.accepts(algorithm) else { continue }
             if check(token, with: key) { return key }
             tried += 1
             if tried == token.limits.maxKeysWithoutKid { break }
         }
+        if hasKeyID && !anyWithoutKeyID { throw TokenRefusal(.unknownKid, "No key matches the JWT's kid") }
         guard tried > 0 else { throw TokenRefusal(.noMatchingKey, "No suitable key or wrong key type") }
         throw TokenRefusal(.badSignature, "JWT signature is invalid")
     }

@@ -1,0 +1,235 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The scriptable JWKS / OpenID-discovery server (Tests/Support/jwks_server.py) as a child process: real
+/// sockets on 127.0.0.1, controlled over the script's stdin/stdout with one JSON line per command and reply.
+/// See the script's docstring for the commands and endpoints.
+///
+/// ```swift
+/// let server = try JWKSTestServer.start()
+/// defer { server.stop() }
+/// try server.setMode(.hang, hangSeconds: 5)
+/// let count = try server.jwksRequestCount()
+/// ```
+///
+/// Requires `python3` with the `joserfc` package on the PATH. Set JWKS_SERVER_DEBUG=1 in the environment to
+/// get the server's access log on stderr.
+final class JWKSTestServer: @unchecked Sendable {
+    // @unchecked: the stored properties are set once in `init`, except `stopped` and the reader's buffer,
+    // which are only touched while `lock` is held; commands are therefore serialised, as the protocol needs.
+
+    /// How `GET /jwks.json` answers.
+    enum Mode: String, Sendable {
+        /// 200 with the published keys.
+        case ok
+        /// 500 with a JSON error body.
+        case error
+        /// 200 with `<html>not json`.
+        case garbage
+        /// 200 with `{"keys": []}`.
+        case empty
+        /// Waits `hangSeconds`, then answers as `ok`; a later mode command releases waiting requests early.
+        case hang
+    }
+
+    /// Why the server could not be started or did not answer as expected.
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The TCP port on 127.0.0.1.
+    let port: Int
+    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    let baseURL: String
+
+    private let process: Process
+    /// The server's stdin; closing it is the server's signal to exit.
+    private let input: FileHandle
+    private let output: LineReader
+    private let lock = NSLock()
+    private var stopped = false
+
+    /// How long a reply may take before the server is considered stuck.
+    private static let replyTimeout: Duration = .seconds(15)
+
+    private init(process: Process, input: FileHandle, output: LineReader, port: Int, baseURL: String) {
+        self.process = process
+        self.input = input
+        self.output = output
+        self.port = port
+        self.baseURL = baseURL
+    }
+
+    deinit {
+        stop()
+    }
+
+    /// Starts a fresh server on a free port and waits for its first line.
+    static func start() throws -> JWKSTestServer {
+        // Writing to the pipe of a server that died must fail with EPIPE, not kill the test process.
+        _ = ignoreSIGPIPE
+        let script = repositoryRoot.appendingPathComponent("Tests/Support/jwks_server.py")
+        guard FileManager.default.fileExists(atPath: script.path) else {
+            throw Failure(description: "test server script not found at \(script.path)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-u", script.path]
+        process.currentDirectoryURL = repositoryRoot
+        let stdin = Pipe()
+        let stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        // stderr is inherited: the script only writes there when something is wrong (or with
+        // JWKS_SERVER_DEBUG), and that should reach the test log.
+        try process.run()
+        let output = LineReader(fileDescriptor: stdout.fileHandleForReading.fileDescriptor, owner: stdout)
+        let input = stdin.fileHandleForWriting
+
+        func fail(_ message: String) -> Failure {
+            try? input.close()
+            process.terminate()
+            process.waitUntilExit()
+            return Failure(description: message)
+        }
+        guard let line = try? output.readLine(timeout: replyTimeout) else {
+            throw fail("test server printed no first line (is python3 with joserfc installed?)")
+        }
+        guard let hello = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            let port = hello["port"] as? Int, let baseURL = hello["base_url"] as? String
+        else {
+            throw fail("test server's first line is not {port, base_url}: \(line)")
+        }
+        return JWKSTestServer(process: process, input: input, output: output, port: port, baseURL: baseURL)
+    }
+
+    /// Sends one command and returns the reply object. Throws when the server answers `"ok": false`, does
+    /// not answer within 15 s, or has stopped.
+    @discardableResult
+    func command(_ command: [String: Any]) throws -> [String: Any] {
+        let request = try JSONSerialization.data(withJSONObject: command) + Data("\n".utf8)
+        return try lock.withLock {
+            guard !stopped else { throw Failure(description: "test server already stopped") }
+            try writeAll(request)
+            let line = try output.readLine(timeout: Self.replyTimeout)
+            guard let reply = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw Failure(description: "test server reply is not an object: \(line)")
+            }
+            guard reply["ok"] as? Bool == true else {
+                throw Failure(description: "test server refused \(command): \(reply["error"] ?? "no reason")")
+            }
+            return reply
+        }
+    }
+
+    /// Sets how `GET /jwks.json` answers (`hangSeconds` only matters for `.hang`; the server's default is 30).
+    func setMode(_ mode: Mode, hangSeconds: Double? = nil) throws {
+        var command: [String: Any] = ["cmd": "mode", "mode": mode.rawValue]
+        if let hangSeconds { command["hang_seconds"] = hangSeconds }
+        try self.command(command)
+    }
+
+    /// Sets (or, with nil, removes) `Cache-Control` and `Expires` on `/jwks.json` responses.
+    func setHeaders(cacheControl: String?, expires: String? = nil) throws {
+        try command([
+            "cmd": "headers", "cache_control": cacheControl ?? NSNull(), "expires": expires ?? NSNull(),
+        ])
+    }
+
+    /// HTTP requests served so far, by path (query strings stripped).
+    func requestCounts() throws -> [String: Int] {
+        try command(["cmd": "stats"])["requests"] as? [String: Int] ?? [:]
+    }
+
+    /// `GET /jwks.json` requests served so far (whatever the mode answered).
+    func jwksRequestCount() throws -> Int {
+        guard let count = try command(["cmd": "stats"])["total_jwks"] as? Int else {
+            throw Failure(description: "stats reply without total_jwks")
+        }
+        return count
+    }
+
+    /// Stops the server: closes its stdin (its signal to exit) and waits for it, terminating it if it takes
+    /// longer than 5 s. Safe to call more than once; later commands throw.
+    func stop() {
+        let wasRunning = lock.withLock {
+            defer { stopped = true }
+            return !stopped
+        }
+        guard wasRunning else { return }
+        try? input.close()
+        let deadline = ContinuousClock.now + .seconds(5)
+        while process.isRunning && ContinuousClock.now < deadline {
+            usleep(20_000)
+        }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+
+    private func writeAll(_ data: Data) throws {
+        try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(input.fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else {
+                    throw Failure(
+                        description: "could not write to the test server: \(String(cString: strerror(errno)))")
+                }
+                offset += written
+            }
+        }
+    }
+
+    private static let repositoryRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // PortcullisKeySourceTests
+        .deletingLastPathComponent()  // Tests
+        .deletingLastPathComponent()
+
+    private static let ignoreSIGPIPE: Void = {
+        signal(SIGPIPE, SIG_IGN)
+    }()
+}
+
+/// Reads newline-terminated lines from a pipe, waiting at most a given time for each.
+private final class LineReader {
+    private let fileDescriptor: Int32
+    /// Keeps the pipe (and so the descriptor) open as long as the reader.
+    private let owner: Pipe
+    private var buffer: [UInt8] = []
+
+    init(fileDescriptor: Int32, owner: Pipe) {
+        self.fileDescriptor = fileDescriptor
+        self.owner = owner
+    }
+
+    func readLine(timeout: Duration) throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: buffer[..<newline], as: UTF8.self)
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else {
+                throw JWKSTestServer.Failure(description: "test server did not answer within \(timeout)")
+            }
+            var poller = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
+            let milliseconds = Int32(clamping: remaining.components.seconds * 1000 + 1)
+            let ready = poll(&poller, 1, milliseconds)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { continue }  // timed out: the deadline check above throws
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let count = read(fileDescriptor, &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw JWKSTestServer.Failure(description: "test server closed its output") }
+            buffer.append(contentsOf: chunk[..<count])
+        }
+    }
+}
