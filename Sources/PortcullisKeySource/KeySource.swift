@@ -39,6 +39,8 @@ public final class KeySource: Sendable {
         var timer: Task<Void, Never>?
         var stopped = false
         var notReadyReason = "keys not loaded yet"
+        /// Set when the held set was dropped at max_stale, until the next good fetch.
+        var pastMaxStale = false
     }
 
     public init(configuration: ProviderConfiguration, fetcher: any DocumentFetcher, logger: Logger) {
@@ -175,7 +177,10 @@ public final class KeySource: Sendable {
                 state.withLock { state in
                     state.keys = .empty
                     state.statistics.keyCount = 0
-                    state.notReadyReason = "no successful fetch for longer than max_stale"
+                    state.pastMaxStale = true
+                    state.notReadyReason =
+                        "no successful fetch for longer than max_stale"
+                        + (state.statistics.lastError.map { " (last error: \($0))" } ?? "")
                 }
                 logger.error(
                     "JWKS past max_stale: failing closed",
@@ -218,11 +223,17 @@ public final class KeySource: Sendable {
                 state.statistics.fetchSuccesses += 1
                 state.statistics.lastSuccess = now()
                 state.statistics.lastError = nil
+                state.pastMaxStale = false
                 return state.machine.fetchSucceeded(lifetime: loaded.lifetime, now: now())
             case .failure(let error):
                 state.statistics.fetchFailures += 1
                 state.statistics.lastError = error.message
-                if state.keys.isEmpty { state.notReadyReason = "JWKS fetch failed: \(error.message)" }
+                if state.keys.isEmpty {
+                    state.notReadyReason =
+                        state.pastMaxStale
+                        ? "no successful fetch for longer than max_stale (last error: \(error.message))"
+                        : "JWKS fetch failed: \(error.message)"
+                }
                 return state.machine.fetchFailed(now: now(), jitter: Double.random(in: 0..<1))
             }
         }

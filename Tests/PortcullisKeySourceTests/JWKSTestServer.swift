@@ -46,6 +46,9 @@ final class JWKSTestServer: @unchecked Sendable {
     let port: Int
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     let baseURL: String
+    /// `https://localhost:<port>` (same endpoints and state, over TLS), without a trailing slash; nil unless
+    /// started with `start(tlsCertificate:key:)`.
+    let tlsBaseURL: String?
 
     private let process: Process
     /// The server's stdin; closing it is the server's signal to exit.
@@ -57,12 +60,15 @@ final class JWKSTestServer: @unchecked Sendable {
     /// How long a reply may take before the server is considered stuck.
     private static let replyTimeout: Duration = .seconds(15)
 
-    private init(process: Process, input: FileHandle, output: LineReader, port: Int, baseURL: String) {
+    private init(
+        process: Process, input: FileHandle, output: LineReader, port: Int, baseURL: String, tlsBaseURL: String?
+    ) {
         self.process = process
         self.input = input
         self.output = output
         self.port = port
         self.baseURL = baseURL
+        self.tlsBaseURL = tlsBaseURL
     }
 
     deinit {
@@ -71,6 +77,17 @@ final class JWKSTestServer: @unchecked Sendable {
 
     /// Starts a fresh server on a free port and waits for its first line.
     static func start() throws -> JWKSTestServer {
+        try launch(arguments: [])
+    }
+
+    /// Like `start()`, but also serves the same endpoints over HTTPS at `tlsBaseURL`, with the PEM certificate
+    /// (chain) and private key at these paths. The URL names `localhost`, so the certificate should be for
+    /// DNS:localhost.
+    static func start(tlsCertificate: String, key: String) throws -> JWKSTestServer {
+        try launch(arguments: ["--tls-cert", tlsCertificate, "--tls-key", key])
+    }
+
+    private static func launch(arguments: [String]) throws -> JWKSTestServer {
         // Writing to the pipe of a server that died must fail with EPIPE, not kill the test process.
         _ = ignoreSIGPIPE
         let script = repositoryRoot.appendingPathComponent("Tests/Support/jwks_server.py")
@@ -79,7 +96,7 @@ final class JWKSTestServer: @unchecked Sendable {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-u", script.path]
+        process.arguments = ["python3", "-u", script.path] + arguments
         process.currentDirectoryURL = repositoryRoot
         let stdin = Pipe()
         let stdout = Pipe()
@@ -105,7 +122,12 @@ final class JWKSTestServer: @unchecked Sendable {
         else {
             throw fail("test server's first line is not {port, base_url}: \(line)")
         }
-        return JWKSTestServer(process: process, input: input, output: output, port: port, baseURL: baseURL)
+        let tlsBaseURL = hello["tls_base_url"] as? String
+        guard arguments.isEmpty || tlsBaseURL != nil else {
+            throw fail("test server's first line has no tls_base_url: \(line)")
+        }
+        return JWKSTestServer(
+            process: process, input: input, output: output, port: port, baseURL: baseURL, tlsBaseURL: tlsBaseURL)
     }
 
     /// Sends one command and returns the reply object. Throws when the server answers `"ok": false`, does
@@ -152,6 +174,11 @@ final class JWKSTestServer: @unchecked Sendable {
             throw Failure(description: "stats reply without total_jwks")
         }
         return count
+    }
+
+    /// The User-Agent header of the latest HTTP request (over either listener), or nil if there was none.
+    func lastUserAgent() throws -> String? {
+        try command(["cmd": "stats"])["last_user_agent"] as? String
     }
 
     /// Stops the server: closes its stdin (its signal to exit) and waits for it, terminating it if it takes

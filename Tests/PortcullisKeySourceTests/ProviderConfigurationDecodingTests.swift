@@ -1,3 +1,4 @@
+import Foundation
 import PortcullisCore
 import PortcullisKeySource
 import Testing
@@ -103,6 +104,21 @@ struct ProviderConfigurationDecodingTests {
     @Test("not durations", arguments: ["", "s", "5", "5 s", "-1s", "1d", "ms5", "1e3s"])
     func notDurations(_ text: String) {
         #expect(ConfigurationDuration.seconds(.string(text)) == nil)
+    }
+
+    @Test("the README's providers example decodes as documented")
+    func readmeExample() throws {
+        let readme = try String(
+            contentsOf: MintedTokens.repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let blocks = readme.components(separatedBy: "```json\n").dropFirst().map {
+            $0.components(separatedBy: "```")[0]
+        }
+        let example = try #require(blocks.first { $0.contains("\"providers\"") })
+        let providers = try decode(example, environment: ["SUPABASE_JWT_SECRET": String(repeating: "s", count: 40)])
+            .get()
+        #expect(providers.map(\.name) == ["auth0", "keycloak", "kratos", "supabase"])
+        #expect(providers[1].roleClaim != providers[0].roleClaim)
+        #expect(providers[0].audiences == ["my-client-id"] && providers[1].audiences == ["account"])
     }
 
     @Test("providers are required")

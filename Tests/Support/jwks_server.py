@@ -7,12 +7,24 @@ HTTP handler never writes to it (set JWKS_SERVER_DEBUG=1 to get the access log
 on stderr).
 
 Start:
-    python3 Tests/Support/jwks_server.py [--port 0]
+    python3 Tests/Support/jwks_server.py [--port 0] [--tls-cert PATH --tls-key PATH]
 
 The server binds 127.0.0.1 (port 0 = any free port), generates one ES256 key
 with kid "k1", and prints exactly one line:
 
     {"port": N, "base_url": "http://127.0.0.1:N"}
+
+With --tls-cert and --tls-key (PEM files; the certificate file may carry the
+chain after the leaf), the same endpoints are ALSO served over HTTPS on a
+second free port of 127.0.0.1, and the first line gains two members:
+
+    {"port": N, "base_url": "http://127.0.0.1:N",
+     "tls_port": M, "tls_base_url": "https://localhost:M"}
+
+(on one line). The TLS URL names "localhost" so that a certificate for
+DNS:localhost matches it. Both listeners share all state (mode, headers, keys,
+stats). The TLS handshake runs on the connection's own thread, so a client
+that rejects the certificate only ends its own connection.
 
 After that it reads one JSON command per line on stdin and answers each with
 exactly one JSON line on stdout: {"ok": true, ...} or {"ok": false,
@@ -41,9 +53,13 @@ Commands:
     {"cmd": "issuer", "issuer": "..." | null}
         Override the issuer in the discovery document (null restores base_url).
     {"cmd": "stats"}
-        {"ok": true, "requests": {"/jwks.json": n, ...}, "total_jwks": n}
-        Counts every HTTP request by path (query string stripped).
+        {"ok": true, "requests": {"/jwks.json": n, ...}, "total_jwks": n,
+         "last_user_agent": "..." | null}
+        Counts every HTTP request by path (query string stripped), over both
+        listeners. last_user_agent is the User-Agent header of the latest
+        request (null when there was none, or none since reset_stats).
     {"cmd": "reset_stats"}
+        Clears the counts and last_user_agent.
 
 HTTP endpoints:
     GET /jwks.json
@@ -58,7 +74,11 @@ HTTP endpoints:
         Cache-Control / Expires are added as configured by "headers".
     GET /.well-known/openid-configuration
         200 {"issuer": base_url, "jwks_uri": base_url + "/jwks.json"}
+        (over HTTPS, base_url is tls_base_url; an "issuer" override applies to both)
     GET /redirect/N   -> 302 to /redirect/N-1; /redirect/0 -> 302 to /jwks.json
+                         (absolute Locations on the listener that was asked)
+    GET /redirect-to?url=<percent-encoded absolute URL>
+                      -> 302 with that URL as Location (400 without a url)
     GET /big          -> 200 with a 2 MiB JSON body {"keys": [], "pad": "xxx..."}
     anything else     -> 404
 
@@ -70,11 +90,12 @@ import argparse
 import json
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 try:
     from joserfc import jwt
@@ -136,6 +157,7 @@ class State:
         self.unpublished_counter = 0
         self.signing_kid = None
         self.requests = {}
+        self.last_user_agent = None
         self.big_body = make_big_body()
         self.add_published_key()
 
@@ -154,9 +176,10 @@ class State:
 
     # -- requests ---------------------------------------------------------
 
-    def count(self, path):
+    def count(self, path, user_agent):
         with self.cond:
             self.requests[path] = self.requests.get(path, 0) + 1
+            self.last_user_agent = user_agent
 
     def stop(self):
         with self.cond:
@@ -192,17 +215,24 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):  # noqa: N802 - name from the base class
-        path = urlsplit(self.path).path
-        self.state.count(path)
+        parts = urlsplit(self.path)
+        path = parts.path
+        self.state.count(path, self.headers.get("User-Agent"))
         if path == "/jwks.json":
             self.serve_jwks()
         elif path == "/.well-known/openid-configuration":
+            base_url = self.server.base_url
             with self.state.cond:
-                base_url = self.state.base_url
                 issuer = self.state.issuer if self.state.issuer is not None else base_url
             self.send(200, {"issuer": issuer, "jwks_uri": base_url + "/jwks.json"})
         elif path.startswith("/redirect/"):
             self.serve_redirect(path[len("/redirect/"):])
+        elif path == "/redirect-to":
+            targets = parse_qs(parts.query).get("url")
+            if not targets or not targets[0]:
+                self.send(400, {"error": "url query parameter required"})
+            else:
+                self.send(302, b"", content_type=None, headers=[("Location", targets[0])])
         elif path == "/big":
             self.send(200, self.state.big_body)
         else:
@@ -214,7 +244,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         n = int(rest)
         target = "/jwks.json" if n == 0 else "/redirect/%d" % (n - 1)
-        self.send(302, b"", content_type=None, headers=[("Location", self.state.base_url + target)])
+        self.send(302, b"", content_type=None, headers=[("Location", self.server.base_url + target)])
 
     def serve_jwks(self):
         state = self.state
@@ -255,12 +285,43 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, address, state):
         self.state = state
+        self.base_url = None  # set once the port is known
         super().__init__(address, Handler)
 
     def handle_error(self, request, client_address):
         # Clients that hang up (timeouts, body caps) are expected; keep stdout clean.
         if DEBUG:
             super().handle_error(request, client_address)
+
+
+class TLSServer(Server):
+    """The same handler over HTTPS. accept() stays plain; the handshake runs in
+    the connection's thread (finish_request), so a slow or failing client never
+    blocks the accept loop."""
+
+    HANDSHAKE_TIMEOUT = 10
+
+    def __init__(self, address, state, cert_file, key_file):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert_file, key_file)
+        super().__init__(address, state)
+
+    def finish_request(self, request, client_address):
+        request.settimeout(self.HANDSHAKE_TIMEOUT)
+        tls = self.context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        try:
+            tls.do_handshake()
+        except (ssl.SSLError, OSError):
+            # Typically the client rejected our certificate: expected in tests, not an error.
+            if DEBUG:
+                reason = sys.exc_info()[1]
+                sys.stderr.write("jwks_server: TLS handshake with %s failed: %s\n" % (client_address[0], reason))
+            tls.close()
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            tls.close()
 
 
 # -- commands -----------------------------------------------------------------
@@ -347,12 +408,18 @@ def cmd_issuer(state, command):
 def cmd_stats(state, command):
     with state.cond:
         requests = dict(state.requests)
-    return {"requests": requests, "total_jwks": requests.get("/jwks.json", 0)}
+        last_user_agent = state.last_user_agent
+    return {
+        "requests": requests,
+        "total_jwks": requests.get("/jwks.json", 0),
+        "last_user_agent": last_user_agent,
+    }
 
 
 def cmd_reset_stats(state, command):
     with state.cond:
         state.requests = {}
+        state.last_user_agent = None
     return {}
 
 
@@ -404,17 +471,35 @@ def main(argv=None):
         description="JWKS / OpenID-discovery test server controlled by JSON lines on stdin.",
     )
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any free port)")
+    parser.add_argument("--tls-cert", metavar="PATH", help="PEM certificate (chain) for the HTTPS listener")
+    parser.add_argument("--tls-key", metavar="PATH", help="PEM private key for the HTTPS listener")
     args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
 
     signal.signal(signal.SIGTERM, on_sigterm)
     state = State()
     server = Server(("127.0.0.1", args.port), state)
     port = server.server_address[1]
-    state.base_url = "http://127.0.0.1:%d" % port
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
+    state.base_url = server.base_url = "http://127.0.0.1:%d" % port
+    servers = [server]
+    hello = {"port": port, "base_url": state.base_url}
+    if args.tls_cert is not None:
+        try:
+            tls_server = TLSServer(("127.0.0.1", 0), state, args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            server.server_close()
+            sys.stderr.write("jwks_server.py: cannot serve TLS: %s\n" % exc)
+            return 2
+        tls_port = tls_server.server_address[1]
+        tls_server.base_url = "https://localhost:%d" % tls_port
+        servers.append(tls_server)
+        hello.update({"tls_port": tls_port, "tls_base_url": tls_server.base_url})
+    for each in servers:
+        thread = threading.Thread(target=each.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        thread.start()
     try:
-        emit({"port": port, "base_url": state.base_url})
+        emit(hello)
         while True:
             line = sys.stdin.readline()
             if not line:  # EOF: the test closed our stdin (or died)
@@ -429,8 +514,9 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         state.stop()  # wake hanging handlers
-        server.shutdown()
-        server.server_close()
+        for each in servers:
+            each.shutdown()
+            each.server_close()
     return 0
 
 
