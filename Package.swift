@@ -77,6 +77,13 @@ let package = Package(
             path: "Benchmarks/VerifyBenchmark",
             swiftSettings: strictSettings
         ),
+        // Shared by the test targets: the independent token minter, log capture.
+        .target(
+            name: "PortcullisTestSupport",
+            dependencies: ["PortcullisCore", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/PortcullisTestSupport",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "PortcullisCoreTests",
             dependencies: ["PortcullisCore"],
@@ -85,14 +92,17 @@ let package = Package(
         .testTarget(
             name: "PortcullisKeySourceTests",
             dependencies: [
-                "PortcullisCore", "PortcullisCrypto", "PortcullisKeySource",
+                "PortcullisCore", "PortcullisCrypto", "PortcullisKeySource", "PortcullisTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "PortcullisCryptoTests",
-            dependencies: ["PortcullisCore", "PortcullisCrypto", "CLibcrypto"],
+            dependencies: [
+                "PortcullisCore", "PortcullisCrypto", "CLibcrypto", "PortcullisTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             resources: [.copy("Fixtures")],
             swiftSettings: strictSettings
         ),

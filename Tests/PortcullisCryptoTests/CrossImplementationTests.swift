@@ -1,6 +1,7 @@
 import Foundation
 import PortcullisCore
 import PortcullisCrypto
+import PortcullisTestSupport
 import Testing
 
 /// Tokens for every algorithm, minted at test time by an independent implementation (Python joserfc,
@@ -14,35 +15,12 @@ struct CrossImplementationTests {
         let tokens: [(alg: JWSAlgorithm, kid: String, token: String)]
     }
 
-    static let repositoryRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
     static func mint() throws -> Minted {
-        let now = Int(Date().timeIntervalSince1970)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", repositoryRoot.appendingPathComponent("Tests/Support/mint_tokens.py").path, "--now", "\(now)",
-        ]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw CocoaError(
-                .executableLoad, userInfo: [NSLocalizedDescriptionKey: "mint_tokens.py failed (is joserfc installed?)"])
-        }
-        let document = try JSONParser().parse(Array(data))
-        let tokens = try #require(document["tokens"]?.arrayValue).map { entry in
-            (
-                alg: JWSAlgorithm(rawValue: entry["alg"]!.stringValue!)!, kid: entry["kid"]!.stringValue!,
-                token: entry["token"]!.stringValue!
-            )
-        }
+        let minted = try MintedTokens.mint()
         return Minted(
-            now: Double(now), asymmetric: try keySet(document["asymmetric_jwks"]!).0,
-            symmetric: try keySet(document["symmetric_jwks"]!).0, tokens: tokens)
+            now: minted.now, asymmetric: try keySet(minted.asymmetricJWKS).0,
+            symmetric: try keySet(minted.symmetricJWKS).0,
+            tokens: minted.tokens.map { ($0.algorithm, $0.keyID, $0.token) })
     }
 
     static let policy = VerificationPolicy(

@@ -2,41 +2,8 @@ import Foundation
 import Logging
 import PortcullisCore
 import PortcullisCrypto
+import PortcullisTestSupport
 import Testing
-
-/// Collects log records in memory.
-final class CapturedLogs: @unchecked Sendable {
-    struct Record {
-        let level: Logger.Level
-        let message: String
-        let metadata: Logger.Metadata
-    }
-    private let lock = NSLock()
-    private var _records: [Record] = []
-    var records: [Record] { lock.withLock { _records } }
-
-    var logger: Logger {
-        Logger(label: "test") { _ in Handler(sink: self) }
-    }
-
-    struct Handler: LogHandler {
-        let sink: CapturedLogs
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            sink.lock.withLock {
-                sink._records.append(
-                    Record(
-                        level: event.level, message: "\(event.message)",
-                        metadata: metadata.merging(event.metadata ?? [:]) { $1 }))
-            }
-        }
-    }
-}
 
 @Suite("Key set loading")
 struct KeySetLoadingTests {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PortcullisCore
 import PortcullisKeySource
+import PortcullisTestSupport
 import Testing
 
 /// Key sources over real sockets: a JWKS server started by the test (Tests/Support/jwks_server.py) and
@@ -75,13 +76,13 @@ struct KeySourceIntegrationTests {
     func plainHTTPWarning() async throws {
         let server = try JWKSTestServer.start()
         defer { server.stop() }
-        let warnings = WarningCollector()
-        let logger = Logger(label: "test") { _ in warnings }
-        let authenticator = TokenAuthenticator(providers: [provider(server)], fetcher: CurlFetcher(), logger: logger)
+        let logs = CapturedLogs()
+        let authenticator = TokenAuthenticator(
+            providers: [provider(server)], fetcher: CurlFetcher(), logger: logs.logger)
         authenticator.start()
         defer { authenticator.stop() }
         try await waitUntil("ready") { authenticator.isReady }
-        #expect(warnings.messages.contains { $0.contains("plain http") })
+        #expect(logs.records.contains { $0.level == .warning && $0.message.contains("plain http") })
     }
 
     @Test("after a rotation, a token signed by the new key succeeds on its first request")
@@ -241,9 +242,10 @@ struct KeySourceIntegrationTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let jwksFile = directory.appendingPathComponent("jwks.json")
         try Data(minted.asymmetricJWKS.compactJSON.utf8).write(to: jwksFile)
+        let secret = try #require(minted.secretBase64URL(.hs256))
         let secretFile = directory.appendingPathComponent("secret")
-        try Data((minted.hs256SecretBase64URL + "\n").utf8).write(to: secretFile)
-        setenv("PORTCULLIS_TEST_SECRET", minted.hs256SecretBase64URL, 1)
+        try Data((secret + "\n").utf8).write(to: secretFile)
+        setenv("PORTCULLIS_TEST_SECRET", secret, 1)
 
         let fromFileURL = ProviderConfiguration(name: "file", keySource: .jwksURL("file://" + jwksFile.path))
         let inline = ProviderConfiguration(name: "inline", keySource: .inlineJWKS(minted.asymmetricJWKS))
@@ -258,8 +260,8 @@ struct KeySourceIntegrationTests {
             defer { authenticator.stop() }
             let token =
                 configuration.name.contains("secret") || configuration.name == "env"
-                ? minted.hs256Token : minted.es256Token
-            let verified = try await decide(authenticator, token).get()
+                ? minted.token(.hs256) : minted.token(.es256)
+            let verified = try await decide(authenticator, try #require(token)).get()
             #expect(verified.provider == configuration.name)
         }
         #expect(throws: SecretLoading.Failure.self) {
@@ -319,23 +321,5 @@ struct KeySourceIntegrationTests {
         await #expect(throws: TokenRefusal(.unknownProvider, "No provider accepts the JWT's issuer")) {
             try await decide(authenticator, stranger).get()
         }
-    }
-}
-
-/// Keeps the messages of warnings and worse.
-final class WarningCollector: LogHandler, @unchecked Sendable {
-    private let lock = NSLock()
-    private var _messages: [String] = []
-    var messages: [String] { lock.withLock { _messages } }
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .warning
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        lock.withLock { _messages.append("\(event.message)") }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import PortcullisCore
 import PortcullisKeySource
+import PortcullisTestSupport
 import Testing
 
 @Suite("Provider configuration")
@@ -109,7 +110,7 @@ struct ProviderConfigurationDecodingTests {
     @Test("the README's providers example decodes as documented")
     func readmeExample() throws {
         let readme = try String(
-            contentsOf: MintedTokens.repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+            contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
         let blocks = readme.components(separatedBy: "```json\n").dropFirst().map {
             $0.components(separatedBy: "```")[0]
         }
