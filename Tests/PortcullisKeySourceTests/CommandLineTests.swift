@@ -1,0 +1,66 @@
+import Foundation
+import PortcullisCore
+import PortcullisTestSupport
+import Testing
+
+/// The built `portcullis` binary, started as a user starts it.
+@Suite("Command line")
+struct CommandLineTests {
+    /// The executable sits beside the test bundle in the build folder.
+    static var binary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("portcullis")
+    }
+
+    static func run(_ arguments: [String], stdin: String = "") throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("`portcullis demo` shows one allowed and four refused tokens")
+    func demo() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the package first")
+        let (status, output) = try Self.run(["demo"])
+        #expect(status == 0)
+        let lines = output.split(separator: "\n")
+        #expect(lines.filter { $0.hasPrefix("ALLOWED") }.count == 1)
+        #expect(lines.filter { $0.hasPrefix("REFUSED") }.count == 4)
+        #expect(output.contains(#"role "webuser""#))
+    }
+
+    @Test("`portcullis verify` reads the token from stdin; exit 0 allowed, 1 refused, 64 on a bad role path")
+    func verify() throws {
+        let minted = try MintedTokens.mint()
+        let jwks = FileManager.default.temporaryDirectory.appendingPathComponent("jwks-\(UUID()).json")
+        try Data(minted.asymmetricJWKS.compactJSON.utf8).write(to: jwks)
+        defer { try? FileManager.default.removeItem(at: jwks) }
+        let token = try #require(minted.token(.es256))
+        let allowed = try Self.run(
+            [
+                "verify", "--jwks", jwks.path, "--audience", "portcullis-tests", "--role-claim-key",
+                "$.realm_access.roles[1]",
+            ],
+            stdin: token + "\n")
+        #expect(allowed.status == 0)
+        let decision = try JSONParser().parse(allowed.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(decision["decision"] == "allowed" && decision["role"] == "writer")
+        let refused = try Self.run(["verify", "--jwks", jwks.path, "--audience", "someone-else"], stdin: token)
+        #expect(refused.status == 1)
+        #expect(refused.output.contains(#""error":"audience_mismatch""#))
+        // The token never appears in what the command prints about a refusal.
+        #expect(!refused.output.contains(token.split(separator: ".")[2]))
+        #expect(
+            try Self.run(["verify", "--jwks", jwks.path, "--role-claim-key", ".roles["], stdin: token).status == 64)
+    }
+}
