@@ -35,6 +35,20 @@ public struct VerifiedToken: Sendable {
     public let audience: String?
     /// The value at the role-claim path, if the path selected one.
     public let role: JSONValue?
+
+    /// Memberwise, so that the layers above the verifier (and their tests) can state an outcome. Only
+    /// `TokenVerifier` makes one from a token; anything else built this way was never verified.
+    public init(
+        provider: String, algorithm: JWSAlgorithm, keyID: String?, claims: [String: JSONValue], audience: String?,
+        role: JSONValue?
+    ) {
+        self.provider = provider
+        self.algorithm = algorithm
+        self.keyID = keyID
+        self.claims = claims
+        self.audience = audience
+        self.role = role
+    }
 }
 
 /// Checks the signature of a parsed JWS against a key set.

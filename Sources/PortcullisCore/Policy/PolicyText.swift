@@ -1,0 +1,80 @@
+/// Byte-level text helpers shared by the policy layer. Everything here works on UTF-8 code units, never on
+/// `Character`s: HTTP syntax is ASCII, and grapheme clustering would let a combining mark after a delimiter
+/// hide it (`?` followed by U+0301 is one `Character` that is not `"?"`).
+enum PolicyText {
+    static let slash = UInt8(ascii: "/")
+    static let percent = UInt8(ascii: "%")
+    static let space = UInt8(ascii: " ")
+    static let tab = UInt8(ascii: "\t")
+
+    /// The value of one hex digit, either case.
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        default: nil
+        }
+    }
+
+    /// The uppercase hex digit for a value below 16 (RFC 3986 §6.2.2.1: escapes are normalized to uppercase).
+    static func upperHexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "A") + value - 10
+    }
+
+    static func asciiLowercased(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 0x20 : byte
+    }
+
+    /// Equal ignoring ASCII letter case only (header names, auth schemes, methods): no Unicode case folding,
+    /// so `ſ` (long s) never matches `s`.
+    static func equalsIgnoringASCIICase(_ lhs: some StringProtocol, _ rhs: some StringProtocol) -> Bool {
+        lhs.utf8.count == rhs.utf8.count
+            && zip(lhs.utf8, rhs.utf8).allSatisfy { asciiLowercased($0) == asciiLowercased($1) }
+    }
+
+    /// Code-unit equality. Swift's `==` on strings is canonical equivalence, which would treat a precomposed
+    /// and a decomposed spelling as the same role or token; the backend compares bytes, so the policy does too.
+    static func sameBytes(_ lhs: some StringProtocol, _ rhs: some StringProtocol) -> Bool {
+        lhs.utf8.elementsEqual(rhs.utf8)
+    }
+
+    /// ASCII uppercase (HTTP methods); other bytes unchanged.
+    static func asciiUppercased(_ text: some StringProtocol) -> String {
+        String(
+            decoding: text.utf8.map { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") ? $0 - 0x20 : $0 },
+            as: UTF8.self)
+    }
+
+    /// `text` without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    static func trimmingOptionalWhitespace(_ text: Substring) -> Substring {
+        let utf8 = text.utf8
+        guard let first = utf8.firstIndex(where: { $0 != space && $0 != tab }),
+            let last = utf8.lastIndex(where: { $0 != space && $0 != tab })
+        else { return text[text.endIndex...] }
+        return Substring(utf8[first...last])
+    }
+
+    /// Decodes every `%XX` escape, and `+` as a space when `plusAsSpace` (application/x-www-form-urlencoded).
+    /// Nil when an escape is invalid or the result is not UTF-8.
+    static func percentDecoded(_ text: Substring, plusAsSpace: Bool) -> String? {
+        let bytes = Array(text.utf8)
+        var decoded: [UInt8] = []
+        decoded.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == percent {
+                guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]),
+                    let low = hexValue(bytes[index + 2])
+                else { return nil }
+                decoded.append(high << 4 | low)
+                index += 3
+            } else {
+                decoded.append(plusAsSpace && byte == UInt8(ascii: "+") ? space : byte)
+                index += 1
+            }
+        }
+        return String(validating: decoded, as: UTF8.self)
+    }
+}
