@@ -60,11 +60,18 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // config.json: read strictly, every error with its JSON path.
+        .target(
+            name: "PortcullisConfig",
+            dependencies: ["PortcullisCore", "PortcullisKeySource"],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "portcullis",
             dependencies: [
                 "PortcullisCore",
                 "PortcullisCrypto",
+                "PortcullisConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -92,7 +99,8 @@ let package = Package(
         .testTarget(
             name: "PortcullisKeySourceTests",
             dependencies: [
-                "PortcullisCore", "PortcullisCrypto", "PortcullisKeySource", "PortcullisTestSupport",
+                "PortcullisCore", "PortcullisCrypto", "PortcullisKeySource", "PortcullisConfig",
+                "PortcullisTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
