@@ -39,7 +39,9 @@ struct KeySourceIntegrationTests {
         return authenticator
     }
 
-    func waitUntil(_ what: String, timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws {
+    /// Waits for something that must happen eventually. Generous on purpose: on 2 shared cores other test
+    /// suites may hold the CPU for seconds; this is not a measure of speed.
+    func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while !condition() {
             guard ContinuousClock.now < deadline else { throw TestTimeout(what: what) }
@@ -153,13 +155,16 @@ struct KeySourceIntegrationTests {
         let server = try JWKSTestServer.start()
         defer { server.stop() }
         let authenticator = try await started([
-            provider(server) { $0.refresh.refreshInterval = 1 }
+            provider(server) {
+                $0.refresh.refreshInterval = 1
+                $0.fetch.timeout = .seconds(30)
+            }
         ])
         defer { authenticator.stop() }
+        let source = authenticator.sources[0]
         let token = try mint(server)
-        _ = try server.command(["cmd": "mode", "mode": "hang", "hang_seconds": 30])
-        try await Task.sleep(for: .milliseconds(1200))  // the background refresh is now hanging
-        let hangStarted = ContinuousClock.now
+        _ = try server.command(["cmd": "mode", "mode": "hang", "hang_seconds": 60])
+        try await waitUntil("the background refresh to hang") { (try? server.jwksRequestCount()) == 2 }
         var slowest = Duration.zero
         for _ in 0..<100 {
             let start = ContinuousClock.now
@@ -167,17 +172,16 @@ struct KeySourceIntegrationTests {
             slowest = max(slowest, ContinuousClock.now - start)
         }
         print("hang: slowest of 100 known-kid decisions while the JWKS server hung: \(slowest)")
-        // Ordering, not speed: all 100 were decided while the refresh was still hanging (for 30 s, cut off by
-        // the 2 s transfer timeout and retried), so none of them waited for it.
-        #expect(try server.jwksRequestCount() >= 2)
-        #expect(ContinuousClock.now - hangStarted < .seconds(2))
+        // Ordering, not speed: the refresh is still hanging (it can only end by its 30 s timeout, and no
+        // failure has been recorded), so none of the 100 decisions waited for it.
+        #expect(source.statistics.fetchFailures == 0 && source.statistics.fetchSuccesses == 1)
         // An unknown kid waits for the (hanging) refetch at most unknownKidWait, then is decided.
         let start = ContinuousClock.now
         let unknown = try mint(server, extra: ["unpublished": true])
         await #expect(throws: TokenRefusal.self) { try await decide(authenticator, unknown).get() }
         print("hang: unknown-kid decision waited \(Self.elapsed(start))")
-        // Bounded by unknown_kid_wait (1 s), not by the hanging fetch (30 s).
-        #expect(ContinuousClock.now - start < .seconds(10))
+        // Bounded by unknown_kid_wait (1 s), not by the hanging fetch: that one is still in flight.
+        #expect(source.statistics.fetchFailures == 0)
     }
 
     @Test("500, garbage and an empty set never replace the last good set", arguments: ["error", "garbage", "empty"])
