@@ -15,10 +15,12 @@ let package = Package(
         .library(name: "PortcullisCore", targets: ["PortcullisCore"]),
         .library(name: "PortcullisCrypto", targets: ["PortcullisCrypto"]),
         .library(name: "PortcullisKeySource", targets: ["PortcullisKeySource"]),
+        .library(name: "PortcullisProxy", targets: ["PortcullisProxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // The system OpenSSL (libcrypto 3). Debian: libssl-dev.
@@ -66,12 +68,30 @@ let package = Package(
             dependencies: ["PortcullisCore", "PortcullisKeySource"],
             swiftSettings: strictSettings
         ),
+        // The HTTP/1.1 relay (SwiftNIO): the request gate, the upstream pool, the streaming glue.
+        .target(
+            name: "PortcullisProxy",
+            dependencies: [
+                "PortcullisCore",
+                "PortcullisCrypto",
+                "PortcullisKeySource",
+                "PortcullisConfig",
+                "CLibcrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "portcullis",
             dependencies: [
                 "PortcullisCore",
                 "PortcullisCrypto",
                 "PortcullisConfig",
+                "PortcullisKeySource",
+                "PortcullisProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -87,7 +107,7 @@ let package = Package(
         // Shared by the test targets: the independent token minter, log capture.
         .target(
             name: "PortcullisTestSupport",
-            dependencies: ["PortcullisCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PortcullisCore", "CLibcrypto", .product(name: "Logging", package: "swift-log")],
             path: "Tests/PortcullisTestSupport",
             swiftSettings: strictSettings
         ),
@@ -101,6 +121,17 @@ let package = Package(
             dependencies: [
                 "PortcullisCore", "PortcullisCrypto", "PortcullisKeySource", "PortcullisConfig",
                 "PortcullisTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PortcullisProxyTests",
+            dependencies: [
+                "PortcullisCore", "PortcullisKeySource", "PortcullisConfig", "PortcullisProxy",
+                "PortcullisTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

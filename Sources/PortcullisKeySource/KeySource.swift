@@ -135,7 +135,7 @@ public final class KeySource: Sendable {
         waiters.forEach { $0.resume() }
     }
 
-    private var isRefreshable: Bool {
+    var isRefreshable: Bool {
         switch configuration.keySource {
         case .jwksURL, .discovery: true
         case .inlineJWKS, .secret: false

@@ -39,6 +39,35 @@ public final class TokenAuthenticator: Sendable {
 
     /// The decision for one token at `now` (seconds since the epoch).
     public func authenticate(_ token: Substring, now: Double) async -> Result<VerifiedToken, TokenRefusal> {
+        switch authenticateWithoutWaiting(token, now: now) {
+        case .decided(let result):
+            return result
+        case .afterRefetch(let candidates):
+            await withTaskGroup(of: Void.self) { group in
+                for index in candidates { group.addTask { _ = await self.sources[index].keysAfterRefetch() } }
+            }
+            // Decided now whatever the refetch brought: no second wait.
+            if case .decided(let result) = authenticateWithoutWaiting(token, now: now, afterRefetch: true) {
+                return result
+            }
+            return .failure(TokenRefusal(.unknownKid, "No key matches the JWT's kid"))
+        }
+    }
+
+    /// The outcome of `authenticateWithoutWaiting`.
+    public enum ImmediateOutcome: Sendable {
+        /// Decided with the keys held now.
+        case decided(Result<VerifiedToken, TokenRefusal>)
+        /// The token names a key no candidate provider holds, and these providers may have it after a refetch:
+        /// call `authenticate`, which waits (bounded) for one.
+        case afterRefetch([Int])
+    }
+
+    /// The decision with the keys held now, never waiting: what an event loop can call inline. The common case
+    /// (a known key) is decided here; only an unknown `kid` at a refreshable provider needs `authenticate`.
+    public func authenticateWithoutWaiting(
+        _ token: Substring, now: Double, afterRefetch: Bool = false
+    ) -> ImmediateOutcome {
         do {
             let limits = sources.first?.configuration.limits ?? TokenLimits()
             let parsed = try UnverifiedToken(token, limits: limits)
@@ -47,44 +76,47 @@ public final class TokenAuthenticator: Sendable {
                 // Unverified, and used only to choose whose keys to try.
                 issuer = try parsed.claims()["iss"]?.stringValue
             }
-            var route = router.route(issuer: issuer, keyID: parsed.header.keyID) { index, kid in
+            let route = router.route(issuer: issuer, keyID: parsed.header.keyID) { index, kid in
                 sources[index].keys.key(withID: kid) != nil
             }
-            if case .refetch(let candidates) = route {
-                await withTaskGroup(of: Void.self) { group in
-                    for index in candidates { group.addTask { _ = await self.sources[index].keysAfterRefetch() } }
-                }
-                route = router.route(issuer: issuer, keyID: parsed.header.keyID) { index, kid in
-                    sources[index].keys.key(withID: kid) != nil
-                }
-            }
             switch route {
-            case .refused(let refusal): return .failure(refusal)
-            case .refetch: return .failure(TokenRefusal(.unknownKid, "No key matches the JWT's kid"))
-            case .provider(let index): return .success(try await verify(parsed, with: sources[index], now: now))
+            case .refused(let refusal):
+                return .decided(.failure(refusal))
+            case .refetch(let candidates):
+                if afterRefetch { return .decided(.failure(TokenRefusal(.unknownKid, "No key matches the JWT's kid"))) }
+                return .afterRefetch(candidates)
+            case .provider(let index):
+                return decide(parsed, at: index, now: now, afterRefetch: afterRefetch)
             }
         } catch {
-            return .failure(error as? TokenRefusal ?? TokenRefusal(.malformed, "JWT could not be read"))
+            return .decided(.failure(error as? TokenRefusal ?? TokenRefusal(.malformed, "JWT could not be read")))
         }
     }
 
-    private func verify(
-        _ token: UnverifiedToken, with source: KeySource, now: Double
-    ) async throws(TokenRefusal)
-        -> VerifiedToken
-    {
+    /// The decision for a parsed token at one provider, with the keys it holds now.
+    private func decide(_ token: UnverifiedToken, at index: Int, now: Double, afterRefetch: Bool) -> ImmediateOutcome {
+        let source = sources[index]
         let verifier = TokenVerifier(policy: source.configuration.policy(issuer: source.effectiveIssuer))
-        var keys = source.keys
-        if keys.isEmpty && !source.isReady && token.header.keyID == nil {
-            throw TokenRefusal(.keysUnavailable, "The provider's keys are not available")
+        let keys = source.keys
+        let unavailable = TokenRefusal(.keysUnavailable, "The provider's keys are not available")
+        if keys.isEmpty && !source.isReady && (token.header.keyID == nil || afterRefetch) {
+            return .decided(.failure(unavailable))
         }
-        do {
-            return try verifier.verify(token, with: keys, now: now)
-        } catch  where error.reason == .unknownKid {
-            // A key we have not seen: the IdP may have rotated. Wait (bounded) for one refetch, then decide.
-            keys = await source.keysAfterRefetch()
-            if keys.isEmpty { throw TokenRefusal(.keysUnavailable, "The provider's keys are not available") }
-            return try verifier.verify(token, with: keys, now: now)
+        let result: Result<VerifiedToken, TokenRefusal> = Result { () throws(TokenRefusal) in
+            try verifier.verify(token, with: keys, now: now)
         }
+        guard case .failure(let refusal) = result, refusal.reason == .unknownKid else { return .decided(result) }
+        // A key we have not seen: the IdP may have rotated. Wait (bounded) for one refetch, then decide.
+        if !afterRefetch && source.isRefreshable { return .afterRefetch([index]) }
+        return .decided(.failure(keys.isEmpty ? unavailable : refusal))
+    }
+
+    /// Whether `provider` still publishes the key that verified a token: the key with `keyID`, or (for a token
+    /// verified by a key without a kid) any key without one. A cached decision is dropped when this is false.
+    public func stillHolds(provider: String, keyID: String?) -> Bool {
+        guard let source = sources.first(where: { $0.configuration.name == provider }) else { return false }
+        let keys = source.keys
+        if let keyID { return keys.key(withID: keyID) != nil }
+        return keys.keys.contains { $0.keyID == nil }
     }
 }

@@ -1,10 +1,11 @@
 import ArgumentParser
 
 @main
-struct Portcullis: ParsableCommand {
+struct Portcullis: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portcullis",
         abstract: "A reverse-proxy sidecar that enforces JSON Web Tokens in front of an HTTP backend.",
-        subcommands: [Demo.self, Verify.self, Check.self]
+        subcommands: [Serve.self, Demo.self, Verify.self, Check.self],
+        defaultSubcommand: Serve.self
     )
 }

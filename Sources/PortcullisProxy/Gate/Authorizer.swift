@@ -1,0 +1,95 @@
+internal import CLibcrypto
+public import PortcullisCore
+public import PortcullisKeySource
+
+/// SHA-256 of a token: the token cache's key, so the cache never holds token text.
+public struct TokenDigest: Hashable, Sendable {
+    let words: (UInt64, UInt64, UInt64, UInt64)
+
+    public init(_ token: Substring) {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var token = token
+        token.withUTF8 { bytes in
+            _ = digest.withUnsafeMutableBufferPointer { SHA256(bytes.baseAddress, bytes.count, $0.baseAddress) }
+        }
+        words = digest.withUnsafeBytes { raw in
+            (
+                raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self),
+                raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+            )
+        }
+    }
+
+    public static func == (lhs: TokenDigest, rhs: TokenDigest) -> Bool {
+        lhs.words == rhs.words
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        // The digest is already uniform; one word is plenty for the table.
+        hasher.combine(words.0)
+    }
+}
+
+/// Token decisions for the relay: the authenticator behind a cache of verified tokens.
+///
+/// The cache is the caller's (one per event loop, no locks): `authorizeWithoutWaiting` reads and fills it,
+/// and only a token whose `kid` is unknown goes to `authorize`, which may wait for a key refetch.
+public final class Authorizer: Sendable {
+    public let authenticator: TokenAuthenticator
+    /// Each provider's clock skew, by name, for cache entries.
+    private let clockSkews: [String: Double]
+
+    public init(authenticator: TokenAuthenticator) {
+        self.authenticator = authenticator
+        var skews: [String: Double] = [:]
+        for source in authenticator.sources { skews[source.configuration.name] = source.configuration.clockSkew }
+        clockSkews = skews
+    }
+
+    public enum Outcome: Sendable {
+        case decided(Result<VerifiedToken, TokenRefusal>)
+        /// Needs `authorize`, which may wait for a refetch.
+        case wait
+    }
+
+    /// The decision from the cache or the keys held now.
+    public func authorizeWithoutWaiting(
+        _ token: Substring, now: Double, cache: inout VerifiedTokenCache<TokenDigest>
+    ) -> Outcome {
+        let digest = TokenDigest(token)
+        if let cached = cache.lookup(digest, now: now, isKeyCurrent: isKeyCurrent) {
+            return .decided(.success(cached))
+        }
+        switch authenticator.authenticateWithoutWaiting(token, now: now) {
+        case .decided(let result):
+            if case .success(let verified) = result { remember(verified, digest: digest, now: now, in: &cache) }
+            return .decided(result)
+        case .afterRefetch:
+            return .wait
+        }
+    }
+
+    /// The decision, waiting (bounded) for a key refetch when the token's `kid` is unknown. The caller puts a
+    /// success into its cache with `remember`.
+    public func authorize(_ token: String, now: Double) async -> Result<VerifiedToken, TokenRefusal> {
+        await authenticator.authenticate(token[...], now: now)
+    }
+
+    public func remember(
+        _ verified: VerifiedToken, token: Substring, now: Double, in cache: inout VerifiedTokenCache<TokenDigest>
+    ) {
+        remember(verified, digest: TokenDigest(token), now: now, in: &cache)
+    }
+
+    private func remember(
+        _ verified: VerifiedToken, digest: TokenDigest, now: Double, in cache: inout VerifiedTokenCache<TokenDigest>
+    ) {
+        cache.insert(verified, for: digest, now: now, clockSkew: clockSkews[verified.provider] ?? 0)
+    }
+
+    private func isKeyCurrent(_ token: VerifiedToken) -> Bool {
+        authenticator.stillHolds(provider: token.provider, keyID: token.keyID)
+    }
+}

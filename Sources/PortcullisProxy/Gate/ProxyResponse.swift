@@ -1,0 +1,57 @@
+public import PortcullisCore
+
+/// A response Portcullis writes itself: a refusal, or a failure to reach the upstream. Always JSON, always
+/// with a length, never cached.
+public struct ProxyResponse: Sendable, Hashable {
+    public var status: Int
+    /// Headers besides the framing ones the writer adds (`Content-Type`, `Content-Length`, `Cache-Control`).
+    public var headers: [Header]
+    /// The JSON body.
+    public var body: String
+
+    public struct Header: Sendable, Hashable {
+        public var name: String
+        public var value: String
+    }
+
+    public init(status: Int, headers: [Header] = [], body: String) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The answer to a denial, in the configured error shape, with its `WWW-Authenticate` challenge.
+    public init?(_ decision: AuthDecision, errorFormat: AuthDecision.ErrorFormat) {
+        guard case .deny(let status, let challenge, _, _) = decision,
+            let body = decision.responseBody(errorFormat: errorFormat)
+        else { return nil }
+        self.init(
+            status: status, headers: challenge.map { [Header(name: "WWW-Authenticate", value: $0)] } ?? [],
+            body: body)
+    }
+
+    /// A failure that is not about the token: a bad request line or path, a limit, the upstream.
+    public static func failure(status: Int, error: String, message: String) -> ProxyResponse {
+        ProxyResponse(
+            status: status,
+            body: JSONValue.object(["error": .string(error), "message": .string(message)]).compactJSON)
+    }
+
+    static func badPath(_ refusal: RequestPathRefusal) -> ProxyResponse {
+        failure(status: 400, error: refusal.reason.rawValue, message: refusal.message)
+    }
+
+    static let headersTooLarge = failure(
+        status: 431, error: "headers_too_large", message: "The request's header section is too large")
+    static let badRequest = failure(status: 400, error: "bad_request", message: "The request could not be parsed")
+    static let bodyTooLarge = failure(
+        status: 413, error: "body_too_large", message: "The request body is larger than allowed")
+    static let upstreamUnavailable = failure(
+        status: 502, error: "upstream_unavailable", message: "The upstream could not be reached")
+    static let upstreamFailed = failure(
+        status: 502, error: "upstream_failed", message: "The upstream closed the connection without a response")
+    static let upstreamTimeout = failure(
+        status: 504, error: "upstream_timeout", message: "The upstream did not answer in time")
+    static let tooManyConnections = failure(
+        status: 503, error: "too_many_connections", message: "The proxy is at its connection limit")
+}

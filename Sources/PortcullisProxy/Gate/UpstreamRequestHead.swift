@@ -1,0 +1,111 @@
+public import NIOHTTP1
+public import PortcullisConfig
+public import PortcullisCore
+
+/// The request head sent upstream, built from the client's. Pure.
+///
+/// In order:
+/// 1. Every header Portcullis owns (role, audience, claim and payload headers, the `X-Forwarded-*` ones) is
+///    removed in any letter case, whatever the decision: a client can never choose them.
+/// 2. Hop-by-hop headers go (RFC 9110 §7.6.1): `Connection` and every header it names, `Keep-Alive`,
+///    `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, `Proxy-Authorization`. A WebSocket
+///    upgrade keeps `Upgrade` and `Connection: upgrade`, which are its whole point.
+/// 3. `Authorization` goes too with `"authorization": "strip"`.
+/// 4. Framing is restated: a `Content-Length` stays, a chunked body is sent chunked.
+/// 5. `X-Forwarded-For` gets the client's address appended; `X-Forwarded-Proto` and `X-Forwarded-Host` are
+///    set. `Host` and the query string pass unchanged.
+/// 6. The identity headers are added.
+public enum UpstreamRequestHead {
+    /// Header names that are never passed on from the client, lowercased.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+        "proxy-authorization",
+    ]
+
+    public static func make(
+        client head: HTTPRequestHead,
+        target: String,
+        identityHeaders: [(name: String, value: String)],
+        forwarding: PortcullisConfiguration.Forwarding,
+        clientAddress: String?,
+        isUpgrade: Bool
+    ) -> HTTPRequestHead {
+        var removed = hopByHop
+        for name in forwarding.ownedHeaders { removed.insert(name.lowercased()) }
+        removed.formUnion(["x-forwarded-proto", "x-forwarded-host"])
+        if !forwarding.keepAuthorization { removed.insert("authorization") }
+        for value in head.headers[canonicalForm: "connection"] { removed.insert(value.lowercased()) }
+        // What `Connection` names can never drop what framing and routing need.
+        removed.subtract(["host", "content-length"])
+        // Names `Connection` lists that Portcullis sets itself (X-Forwarded-For) are still set below.
+
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.headers.count + identityHeaders.count + 4)
+        var forwardedFor: [String] = []
+        var isChunked = false
+        var host: String?
+        for (name, value) in head.headers {
+            let lowered = name.lowercased()
+            if lowered == "transfer-encoding" {
+                isChunked = true
+                continue
+            }
+            if lowered == "x-forwarded-for" {
+                forwardedFor.append(value)
+                continue
+            }
+            if lowered == "host" { host = host ?? value }
+            if removed.contains(lowered) { continue }
+            headers.add(name: name, value: value)
+        }
+        if isChunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
+        if !isChunked && !headers.contains(name: "content-length") && head.method.hasRequestBody {
+            headers.add(name: "Content-Length", value: "0")
+        }
+        if isUpgrade, let upgrade = head.headers.first(name: "upgrade") {
+            headers.add(name: "Connection", value: "upgrade")
+            headers.add(name: "Upgrade", value: upgrade)
+        }
+        if let clientAddress { forwardedFor.append(clientAddress) }
+        if !forwardedFor.isEmpty { headers.add(name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", ")) }
+        headers.add(name: "X-Forwarded-Proto", value: "http")
+        if let host { headers.add(name: "X-Forwarded-Host", value: host) }
+        for header in identityHeaders { headers.add(name: header.name, value: header.value) }
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
+    }
+
+    /// Whether the client asks for a protocol upgrade the relay can carry: `Upgrade` present and
+    /// `Connection` naming it, on a GET (RFC 6455 §4.1).
+    public static func isUpgradeRequest(_ head: HTTPRequestHead) -> Bool {
+        head.method == .GET && head.headers.contains(name: "upgrade")
+            && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
+    }
+
+    /// The response head sent to the client: hop-by-hop headers removed, framing left to the encoder, except
+    /// on a `101 Switching Protocols`, which keeps `Upgrade` and `Connection`.
+    public static func clientResponseHead(_ upstream: HTTPResponseHead) -> HTTPResponseHead {
+        if upstream.status == .switchingProtocols { return upstream }
+        var removed = hopByHop
+        for value in upstream.headers[canonicalForm: "connection"] { removed.insert(value.lowercased()) }
+        removed.subtract(["content-length", "set-cookie"])
+        var response = upstream
+        response.version = .http1_1
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(upstream.headers.count)
+        for (name, value) in upstream.headers where !removed.contains(name.lowercased()) {
+            headers.add(name: name, value: value)
+        }
+        response.headers = headers
+        return response
+    }
+}
+
+extension HTTPMethod {
+    /// Methods whose requests are expected to carry content; an empty one is stated as `Content-Length: 0`.
+    var hasRequestBody: Bool {
+        switch self {
+        case .POST, .PUT, .PATCH: true
+        default: false
+        }
+    }
+}

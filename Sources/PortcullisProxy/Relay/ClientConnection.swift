@@ -1,0 +1,491 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import PortcullisCore
+
+/// One client connection, after the HTTP decoder and the pipelining handler: it decides each request at its
+/// head, then either answers it or relays it, streaming, to an upstream connection from its loop's pool.
+///
+/// Reads are the backpressure: the client is not read while a decision is pending (so a refused request's
+/// body is never read, let alone forwarded), while the upstream connection is being made, or while the
+/// upstream cannot take more bytes; the upstream is not read while the client cannot take more.
+final class ClientConnection {
+    private let settings: ProxySettings
+    private let loop: LoopState
+    private let headDeadline: HeadDeadline
+    private var context: ChannelHandlerContext?
+    private var state = State.idle
+    /// A read the pipeline asked for while reads were paused.
+    private var pendingRead = false
+    /// Parts of a request that was answered before its end arrived: dropped until `.end`.
+    private var discardingBody = false
+    private var clientAddress: String?
+    /// Bumped per request, so a verification finishing late never acts on a later request.
+    private var requestSerial = 0
+    /// Body parts that arrived in the same read as a head whose decision is pending.
+    private var bufferedWhileDeciding: [HTTPServerRequestPart] = []
+
+    private enum State {
+        case idle
+        /// Verification is waiting for a key refetch.
+        case deciding(Request)
+        case relaying(Exchange)
+        /// Bytes now flow through the glue; this handler is leaving.
+        case upgraded
+        case closed
+    }
+
+    /// A request and what the gate made of it.
+    private struct Request {
+        let head: HTTPRequestHead
+        let serial: Int
+        let admission: RequestGate.Admission
+        /// Whether a body follows the head (a length above zero, or chunked).
+        let hasBody: Bool
+    }
+
+    /// An allowed request being relayed.
+    private final class Exchange {
+        let request: Request
+        let upstreamHead: HTTPRequestHead
+        let isUpgrade: Bool
+        var upstream: UpstreamConnection?
+        var reused = false
+        var retried = false
+        /// Body parts that arrived before the upstream connection was ready.
+        var buffered: [HTTPServerRequestPart] = []
+        var requestEnded: Bool
+        var bodyBytes = 0
+        var responseStarted = false
+        var timeout: Scheduled<Void>?
+
+        init(request: Request, upstreamHead: HTTPRequestHead, isUpgrade: Bool) {
+            self.request = request
+            self.upstreamHead = upstreamHead
+            self.isUpgrade = isUpgrade
+            requestEnded = false
+        }
+    }
+
+    init(settings: ProxySettings, loop: LoopState, headDeadline: HeadDeadline) {
+        self.settings = settings
+        self.loop = loop
+        self.headDeadline = headDeadline
+    }
+}
+
+// MARK: - Deciding
+
+extension ClientConnection {
+    private func received(head: HTTPRequestHead, context: ChannelHandlerContext) {
+        headDeadline.headArrived()
+        requestSerial += 1
+        let hasBody =
+            head.headers.contains(name: "transfer-encoding")
+            || (head.headers.first(name: "content-length").flatMap(Int.init) ?? 0) > 0
+        switch settings.gate.evaluate(head) {
+        case .respond(let response):
+            answer(response, head: head, hasBody: hasBody)
+        case .admit(let admission):
+            let request = Request(head: head, serial: requestSerial, admission: admission, hasBody: hasBody)
+            switch admission.evaluation {
+            case .decided(let decision):
+                conclude(decision, request: request)
+            case .verify(let token):
+                let now = settings.clock()
+                switch settings.authorizer.authorizeWithoutWaiting(token, now: now, cache: &loop.tokenCache) {
+                case .decided(let result):
+                    conclude(AuthDecision.decide(rule: admission.rule, verification: result), request: request)
+                case .wait:
+                    waitForVerification(of: String(token), request: request, context: context)
+                }
+            }
+        }
+    }
+
+    /// An unknown `kid`: verification waits (bounded) for a key refetch off the event loop, and the request
+    /// waits with it, unread.
+    private func waitForVerification(of token: String, request: Request, context: ChannelHandlerContext) {
+        state = .deciding(request)
+        let authorizer = settings.authorizer
+        let now = settings.clock()
+        let promise = context.eventLoop.makePromise(of: Result<VerifiedToken, TokenRefusal>.self)
+        promise.completeWithTask { await authorizer.authorize(token, now: now) }
+        promise.futureResult.assumeIsolated().whenSuccess { [self] result in
+            guard case .deciding(let pending) = state, pending.serial == request.serial else { return }
+            if case .success(let verified) = result {
+                authorizer.remember(verified, token: token[...], now: now, in: &loop.tokenCache)
+            }
+            state = .idle
+            conclude(AuthDecision.decide(rule: request.admission.rule, verification: result), request: request)
+            readIfPending()
+        }
+    }
+
+    private func conclude(_ decision: AuthDecision, request: Request) {
+        switch decision {
+        case .deny:
+            if let response = settings.gate.response(for: decision) {
+                answer(response, head: request.head, hasBody: request.hasBody)
+            }
+        case .allow(let identity):
+            let isUpgrade = UpstreamRequestHead.isUpgradeRequest(request.head)
+            let upstreamHead = UpstreamRequestHead.make(
+                client: request.head, target: request.admission.upstreamTarget,
+                identityHeaders: ForwardedIdentity.headers(
+                    identity: identity, anonymousRole: settings.anonymousRole, forwarding: settings.forwarding),
+                forwarding: settings.forwarding, clientAddress: clientAddress, isUpgrade: isUpgrade)
+            relay(Exchange(request: request, upstreamHead: upstreamHead, isUpgrade: isUpgrade))
+        }
+    }
+
+    /// Writes Portcullis's own response. When the request has a body that was not read, the connection closes
+    /// after the response: the unread body would otherwise be parsed as the next request.
+    private func answer(_ response: ProxyResponse, head: HTTPRequestHead, hasBody: Bool) {
+        guard let context else { return }
+        bufferedWhileDeciding.removeAll()
+        let closing = hasBody || !head.isKeepAlive
+        state = .idle
+        discardingBody = true
+        ResponseWriting.write(response, closing: closing, context: context)
+        if closing {
+            close(context: context)
+        } else {
+            headDeadline.awaitNextHead()
+        }
+    }
+
+    private func close(context: ChannelHandlerContext) {
+        state = .closed
+        // The flush above is ordered before the close.
+        context.close(promise: nil)
+    }
+}
+
+// MARK: - Relaying
+
+extension ClientConnection {
+    private func relay(_ exchange: Exchange) {
+        state = .relaying(exchange)
+        let early = bufferedWhileDeciding
+        bufferedWhileDeciding.removeAll()
+        for part in early { receivedBody(part, exchange: exchange) }
+        guard case .relaying(let current) = state, current === exchange else { return }
+        let completion = { [self] (result: Result<(connection: UpstreamConnection, reused: Bool), any Error>) in
+            switch result {
+            case .success(let (upstream, reused)):
+                guard case .relaying(let current) = state, current === exchange else {
+                    // The client went away meanwhile.
+                    upstream.close()
+                    return
+                }
+                exchange.reused = reused
+                start(exchange, on: upstream)
+            case .failure(let error):
+                guard case .relaying(let current) = state, current === exchange else { return }
+                settings.logger.warning(
+                    "upstream unreachable", metadata: ["error": "\(error)", "upstream": "\(settings.upstream)"])
+                answer(.upstreamUnavailable, head: exchange.request.head, hasBody: !exchange.requestEnded)
+            }
+        }
+        if exchange.isUpgrade {
+            loop.pool.connect { completion($0.map { ($0, false) }) }
+        } else {
+            loop.pool.acquire(completion)
+        }
+    }
+
+    private func start(_ exchange: Exchange, on upstream: UpstreamConnection) {
+        exchange.upstream = upstream
+        upstream.begin(head: exchange.upstreamHead, delegate: self)
+        for part in exchange.buffered { forward(part, to: upstream, exchange: exchange) }
+        exchange.buffered.removeAll()
+        upstream.flush()
+        if exchange.isUpgrade || exchange.requestEnded { armTimeout(exchange) }
+        readIfPending()
+    }
+
+    private func armTimeout(_ exchange: Exchange) {
+        guard exchange.timeout == nil, let context else { return }
+        exchange.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: settings.upstreamTimeout) {
+            [weak self, weak exchange] in
+            guard let self, let exchange, case .relaying(let current) = self.state, current === exchange,
+                !exchange.responseStarted
+            else { return }
+            exchange.upstream?.close()
+            exchange.upstream = nil
+            self.answer(.upstreamTimeout, head: exchange.request.head, hasBody: !exchange.requestEnded)
+        }
+    }
+
+    /// Sends a request part upstream (not flushed: the client's read-complete flushes).
+    private func forward(_ part: HTTPServerRequestPart, to upstream: UpstreamConnection, exchange: Exchange) {
+        switch part {
+        case .head:
+            break
+        case .body(let buffer):
+            upstream.write(.body(.byteBuffer(buffer)), flush: false)
+        case .end(let trailers):
+            exchange.requestEnded = true
+            upstream.write(.end(trailers), flush: true)
+            armTimeout(exchange)
+        }
+    }
+
+    private func receivedBody(_ part: HTTPServerRequestPart, exchange: Exchange) {
+        if case .body(let buffer) = part {
+            exchange.bodyBytes += buffer.readableBytes
+            if let limit = settings.gate.maxBodyBytes, exchange.bodyBytes > limit {
+                // A chunked body over the limit: the upstream has part of it, so that exchange is abandoned.
+                exchange.upstream?.close()
+                exchange.upstream = nil
+                if exchange.responseStarted {
+                    if let context { close(context: context) }
+                } else {
+                    answer(.bodyTooLarge, head: exchange.request.head, hasBody: true)
+                }
+                return
+            }
+        }
+        if case .end = part { exchange.requestEnded = true }
+        guard let upstream = exchange.upstream else {
+            exchange.buffered.append(part)
+            return
+        }
+        forward(part, to: upstream, exchange: exchange)
+    }
+
+    private var shouldRead: Bool {
+        switch state {
+        case .idle: true
+        case .deciding: false
+        case .relaying(let exchange): exchange.upstream?.isWritable ?? false
+        case .upgraded, .closed: false
+        }
+    }
+
+    private func readIfPending() {
+        guard pendingRead, shouldRead, let context else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    /// The exchange is over. The upstream connection goes back to the pool when both directions ended
+    /// cleanly; the client connection stays open when keep-alive allows.
+    private func finish(_ exchange: Exchange, context: ChannelHandlerContext) {
+        exchange.timeout?.cancel()
+        state = .idle
+        guard let upstream = exchange.upstream else { return }
+        exchange.upstream = nil
+        upstream.finishExchange()
+        if exchange.requestEnded {
+            loop.pool.release(upstream)
+        } else {
+            upstream.close()
+        }
+        if !exchange.requestEnded || !exchange.request.head.isKeepAlive {
+            close(context: context)
+        } else {
+            headDeadline.awaitNextHead()
+            readIfPending()
+        }
+    }
+
+    /// After a `101`: this connection and the upstream one become one raw byte stream.
+    private func switchToRaw(_ exchange: Exchange, upstream: UpstreamConnection, context: ChannelHandlerContext) {
+        exchange.timeout?.cancel()
+        state = .upgraded
+        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair()
+        do {
+            let pipeline = context.pipeline.syncOperations
+            try pipeline.addHandler(clientGlue)
+            try upstream.becomeRaw(glue: upstreamGlue)
+            for name in ServerPipeline.handlerNamesBeforeUpgrade {
+                pipeline.removeHandler(name: name, promise: nil)
+            }
+            pipeline.removeHandler(context: context, promise: nil)
+            // Last: bytes the decoder holds beyond the upgrade request flow on to the glue.
+            pipeline.removeHandler(name: ServerPipeline.decoderName, promise: nil)
+        } catch {
+            settings.logger.warning("upgrade failed", metadata: ["error": "\(error)"])
+            upstream.close()
+            context.close(promise: nil)
+        }
+    }
+}
+
+// MARK: - The upstream's side of an exchange
+
+extension ClientConnection: UpstreamExchangeDelegate {
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard let context, case .relaying(let exchange) = state, let upstream = exchange.upstream else { return }
+        switch part {
+        case .head(let head):
+            if head.status.code < 200 && head.status != .switchingProtocols {
+                // 100 Continue and the like: passed on, the final response is still to come.
+                context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+                return
+            }
+            exchange.responseStarted = true
+            exchange.timeout?.cancel()
+            if head.status == .switchingProtocols {
+                guard exchange.isUpgrade else {
+                    // A 101 nobody asked for cannot be relayed as HTTP.
+                    upstream.close()
+                    exchange.upstream = nil
+                    answer(.upstreamFailed, head: exchange.request.head, hasBody: !exchange.requestEnded)
+                    return
+                }
+                context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+                switchToRaw(exchange, upstream: upstream, context: context)
+                return
+            }
+            var response = UpstreamRequestHead.clientResponseHead(head)
+            if !exchange.request.head.isKeepAlive || !exchange.requestEnded && exchange.request.hasBody {
+                response.headers.replaceOrAdd(name: "Connection", value: "close")
+            }
+            context.write(NIOAny(HTTPServerResponsePart.head(response)), promise: nil)
+        case .body(let buffer):
+            context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
+        case .end(let trailers):
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(trailers)), promise: nil)
+            finish(exchange, context: context)
+        }
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamClosed(error: (any Error)?) {
+        guard let context, case .relaying(let exchange) = state else { return }
+        exchange.upstream = nil
+        exchange.timeout?.cancel()
+        exchange.timeout = nil
+        if exchange.responseStarted {
+            // Part of the response is out; the client can only learn of the failure by the connection closing.
+            close(context: context)
+            return
+        }
+        // A parked connection the upstream had closed as it was reused: retry once on a fresh one, when
+        // the request has no body that has been sent already.
+        if exchange.reused && !exchange.retried && !exchange.request.hasBody {
+            exchange.retried = true
+            loop.pool.connect { [self] result in
+                guard case .relaying(let current) = state, current === exchange else {
+                    if case .success(let upstream) = result { upstream.close() }
+                    return
+                }
+                switch result {
+                case .success(let upstream):
+                    exchange.reused = false
+                    exchange.requestEnded = false
+                    start(exchange, on: upstream)
+                    // The request's end was already consumed from the client: state it again.
+                    forward(.end(nil), to: upstream, exchange: exchange)
+                case .failure:
+                    answer(.upstreamUnavailable, head: exchange.request.head, hasBody: false)
+                }
+            }
+            return
+        }
+        if let error { settings.logger.warning("upstream failed", metadata: ["error": "\(error)"]) }
+        answer(.upstreamFailed, head: exchange.request.head, hasBody: !exchange.requestEnded)
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        if isWritable { readIfPending() }
+    }
+
+    var clientIsWritable: Bool {
+        context?.channel.isWritable ?? false
+    }
+}
+
+// MARK: - ChannelDuplexHandler
+
+extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        clientAddress = context.channel.remoteAddress?.ipAddress
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = Self.unwrapInboundIn(data)
+        switch (state, part) {
+        case (.idle, .head(let head)):
+            discardingBody = false
+            received(head: head, context: context)
+        case (.relaying(let exchange), .body), (.relaying(let exchange), .end):
+            if discardingBody {
+                if case .end = part { discardingBody = false }
+                return
+            }
+            receivedBody(part, exchange: exchange)
+        case (_, .body), (_, .end):
+            // The rest of a request that was answered without reading its body, or that is still being decided.
+            if case .deciding = state {
+                // Reads are paused while deciding, so only parts from the read that carried the head arrive
+                // here: bounded by one read.
+                bufferedWhileDeciding.append(part)
+            } else if case .end = part {
+                discardingBody = false
+            }
+        default:
+            // A head while another request is in flight cannot happen behind the pipelining handler.
+            close(context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .relaying(let exchange) = state { exchange.upstream?.flush() }
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if shouldRead {
+            context.read()
+        } else {
+            pendingRead = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .relaying(let exchange) = state {
+            exchange.upstream?.resumeReading()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        headDeadline.cancel()
+        if case .relaying(let exchange) = state {
+            exchange.timeout?.cancel()
+            exchange.upstream?.close()
+            exchange.upstream = nil
+        }
+        state = .closed
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            // Nothing moved either way for the idle timeout.
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

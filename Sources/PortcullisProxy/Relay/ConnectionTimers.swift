@@ -1,0 +1,134 @@
+import NIOCore
+import NIOHTTP1
+
+/// The header-read deadline of one client connection, shared by the two handlers that see it: the raw-bytes
+/// handler in front of the HTTP decoder (which knows when a request's first byte arrives) and the connection
+/// handler (which knows when its head is complete). Loop-confined.
+final class HeadDeadline {
+    let timeout: TimeAmount
+    /// Between requests: the next byte starts the clock.
+    var awaitingHead = true
+    private var scheduled: Scheduled<Void>?
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    /// The first bytes of a request arrived: the head must be complete within `timeout` (slowloris).
+    func bytesArrived(context: ChannelHandlerContext) {
+        guard awaitingHead, scheduled == nil else { return }
+        let channel = context.channel
+        scheduled = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            HeadDeadline.expire(channel)
+        }
+    }
+
+    /// The head is complete.
+    func headArrived() {
+        awaitingHead = false
+        scheduled?.cancel()
+        scheduled = nil
+    }
+
+    /// A response is complete and the connection stays open: the next request's clock starts at its first byte.
+    func awaitNextHead() {
+        awaitingHead = true
+    }
+
+    func cancel() {
+        scheduled?.cancel()
+        scheduled = nil
+    }
+
+    /// A client too slow to send its head gets a 408 and the connection closes. Written as raw bytes: the
+    /// HTTP encoder may be mid-response on a pipelined connection, and this is the end of it anyway.
+    private static func expire(_ channel: any Channel) {
+        var buffer = channel.allocator.buffer(capacity: 160)
+        let body = #"{"error":"request_timeout","message":"The request head was not received in time"}"#
+        buffer.writeString(
+            "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
+                + "Connection: close\r\n\r\n" + body)
+        channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+/// In front of the HTTP decoder: starts the head deadline when a request's first bytes arrive.
+final class HeadDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    let deadline: HeadDeadline
+
+    init(deadline: HeadDeadline) {
+        self.deadline = deadline
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        deadline.bytesArrived(context: context)
+        context.fireChannelRead(data)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline.cancel()
+    }
+}
+
+/// Answers requests the HTTP decoder cannot parse: 431 when the header section is over the limit, 400 for
+/// everything else (smuggling shapes: Content-Length with Transfer-Encoding, differing lengths, an unknown
+/// coding, obs-fold, bad chunk framing), with a JSON body. The decoder closes the connection right after.
+final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private var responseInProgress = false
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        if !responseInProgress {
+            let response = parserError == .headerOverflow ? ProxyResponse.headersTooLarge : .badRequest
+            ResponseWriting.write(response, closing: true, context: context)
+        }
+        context.close(promise: nil)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch Self.unwrapOutboundIn(data) {
+        case .head(let head) where head.status.code >= 200 || head.status == .switchingProtocols:
+            responseInProgress = true
+        case .end:
+            responseInProgress = false
+        default:
+            break
+        }
+        context.write(data, promise: promise)
+    }
+}
+
+/// Writing Portcullis's own responses.
+enum ResponseWriting {
+    static func head(for response: ProxyResponse, closing: Bool) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        for header in response.headers { headers.add(name: header.name, value: header.value) }
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(response.body.utf8.count))
+        headers.add(name: "Cache-Control", value: "no-store")
+        if closing { headers.add(name: "Connection", value: "close") }
+        return HTTPResponseHead(
+            version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+    }
+
+    /// Writes the whole response through `context` (which must be at or after the HTTP encoder) and flushes.
+    static func write(_ response: ProxyResponse, closing: Bool, context: ChannelHandlerContext) {
+        let head = head(for: response, closing: closing)
+        var body = context.channel.allocator.buffer(capacity: response.body.utf8.count)
+        body.writeString(response.body)
+        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+    }
+}

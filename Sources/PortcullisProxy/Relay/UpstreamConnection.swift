@@ -1,0 +1,180 @@
+import NIOCore
+import NIOHTTP1
+
+/// What an upstream connection reports to the client connection whose request it carries. Both live on the
+/// same event loop, so these are plain calls.
+protocol UpstreamExchangeDelegate: AnyObject {
+    func upstreamReceived(_ part: HTTPClientResponsePart)
+    func upstreamReadComplete()
+    /// The connection closed or failed; `error` is nil for a plain close.
+    func upstreamClosed(error: (any Error)?)
+    func upstreamWritabilityChanged(isWritable: Bool)
+    /// Whether the client can take more response bytes now; when false the upstream is not read.
+    var clientIsWritable: Bool { get }
+}
+
+/// One keep-alive HTTP/1.1 connection to the upstream: the last handler of its pipeline. It relays one
+/// exchange at a time to its delegate, reads only while the client can take the bytes, and returns to its
+/// pool when the exchange ends cleanly.
+final class UpstreamConnection {
+    let channel: any Channel
+    private var context: ChannelHandlerContext?
+    private weak var delegate: (any UpstreamExchangeDelegate)?
+    /// Whether a response is being read; a connection is reusable only between exchanges.
+    private(set) var inExchange = false
+    /// Whether the upstream said it would close (`Connection: close`, HTTP/1.0).
+    private(set) var upstreamWillClose = false
+    private(set) var isOpen = true
+    private var pendingRead = false
+    /// Called when the connection closes while parked in the pool.
+    var onCloseWhileIdle: ((UpstreamConnection) -> Void)?
+    /// Requests carried so far, for reuse decisions (a first request never needs a retry).
+    private(set) var exchanges = 0
+
+    init(channel: any Channel) {
+        self.channel = channel
+    }
+}
+
+extension UpstreamConnection {
+    /// Starts an exchange: the head is written (not flushed: the caller flushes with or after the body).
+    func begin(head: HTTPRequestHead, delegate: any UpstreamExchangeDelegate) {
+        precondition(!inExchange)
+        inExchange = true
+        exchanges += 1
+        self.delegate = delegate
+        context?.write(NIOAny(HTTPClientRequestPart.head(head)), promise: nil)
+    }
+
+    func write(_ part: HTTPClientRequestPart, flush: Bool) {
+        guard let context else { return }
+        if flush {
+            context.writeAndFlush(NIOAny(part), promise: nil)
+        } else {
+            context.write(NIOAny(part), promise: nil)
+        }
+    }
+
+    func flush() { context?.flush() }
+
+    var isWritable: Bool { channel.isWritable }
+
+    /// The client has room again: read what the upstream has been holding.
+    func resumeReading() {
+        guard pendingRead, let context else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    /// The exchange ended with the response's `.end`; the connection may be parked.
+    func finishExchange() {
+        inExchange = false
+        delegate = nil
+    }
+
+    /// Ends the connection: after a failed or abandoned exchange it cannot be reused.
+    func close() {
+        delegate = nil
+        inExchange = false
+        guard isOpen else { return }
+        isOpen = false
+        channel.close(promise: nil)
+    }
+
+    var isReusable: Bool { isOpen && !inExchange && !upstreamWillClose }
+
+    /// Hands the connection over to `glue` after a `101 Switching Protocols`: this handler and the HTTP codec
+    /// leave, and bytes the decoder already holds flow on to the glue.
+    func becomeRaw(glue: GlueHandler) throws {
+        delegate = nil
+        inExchange = false
+        isOpen = false  // never back to a pool
+        guard let context else { return }
+        let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(glue)
+        pipeline.removeHandler(context: context, promise: nil)
+        pipeline.removeHandler(name: UpstreamPipeline.encoderName, promise: nil)
+        pipeline.removeHandler(name: UpstreamPipeline.decoderName, promise: nil)
+    }
+}
+
+extension UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = Self.unwrapInboundIn(data)
+        if case .head(let head) = part, head.status.code >= 200 || head.status == .switchingProtocols {
+            upstreamWillClose = !head.isKeepAlive
+        }
+        guard let delegate else {
+            // Bytes from an idle connection: the upstream is confused; never reuse it.
+            close()
+            return
+        }
+        delegate.upstreamReceived(part)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.upstreamReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let delegate, !delegate.clientIsWritable {
+            pendingRead = true
+            return
+        }
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isOpen = false
+        if let delegate {
+            self.delegate = nil
+            delegate.upstreamClosed(error: nil)
+        } else {
+            onCloseWhileIdle?(self)
+        }
+        onCloseWhileIdle = nil
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let delegate = self.delegate
+        self.delegate = nil
+        isOpen = false
+        context.close(promise: nil)
+        delegate?.upstreamClosed(error: error)
+    }
+}
+
+/// The upstream connection's pipeline.
+enum UpstreamPipeline {
+    static let encoderName = "upstream-request-encoder"
+    static let decoderName = "upstream-response-decoder"
+
+    static func configure(_ channel: any Channel) throws {
+        let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(HTTPRequestEncoder(), name: encoderName)
+        // 1xx responses are forwarded so a `100 Continue` reaches the client; bytes left over after a
+        // `101` are forwarded as raw buffers once the decoder is removed.
+        try pipeline.addHandler(
+            ByteToMessageHandler(
+                HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward)),
+            name: decoderName)
+        try pipeline.addHandler(UpstreamConnection(channel: channel))
+    }
+}
