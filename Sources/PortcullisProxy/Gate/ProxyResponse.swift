@@ -44,6 +44,8 @@ public struct ProxyResponse: Sendable, Hashable {
     static let headersTooLarge = failure(
         status: 431, error: "headers_too_large", message: "The request's header section is too large")
     static let badRequest = failure(status: 400, error: "bad_request", message: "The request could not be parsed")
+    static let unsupportedTransferCoding = failure(
+        status: 400, error: "bad_request", message: "Only the chunked transfer coding is accepted")
     static let bodyTooLarge = failure(
         status: 413, error: "body_too_large", message: "The request body is larger than allowed")
     static let upstreamUnavailable = failure(

@@ -43,6 +43,12 @@ public struct RequestGate: Sendable {
         {
             return .respond(.bodyTooLarge)
         }
+        // RFC 9112 §6.1: chunked is the only coding a proxy must understand; anything else (gzip, a list) could
+        // frame the body differently for the upstream. The decoder already refuses chunked beside a length.
+        let codings = head.headers[canonicalForm: "transfer-encoding"]
+        if !codings.isEmpty && (codings.count != 1 || !PolicyTextBridge.equalsIgnoringASCIICase(codings[0], "chunked")) {
+            return .respond(.unsupportedTransferCoding)
+        }
         let target: Substring
         switch Self.originForm(of: head.uri[...]) {
         case .some(let originForm): target = originForm

@@ -57,6 +57,8 @@ final class ClientConnection {
         var requestEnded: Bool
         var bodyBytes = 0
         var responseStarted = false
+        /// A `101` was relayed; at its `.end` both connections become raw.
+        var switching = false
         var timeout: Scheduled<Void>?
 
         init(request: Request, upstreamHead: HTTPRequestHead, isUpgrade: Bool) {
@@ -145,14 +147,16 @@ extension ClientConnection {
         guard let context else { return }
         bufferedWhileDeciding.removeAll()
         let closing = hasBody || !head.isKeepAlive
-        state = .idle
+        // State first: the write can deliver a pipelined request re-entrantly (see `finish`).
         discardingBody = true
-        ResponseWriting.write(response, closing: closing, context: context)
         if closing {
-            close(context: context)
+            state = .closed
         } else {
+            state = .idle
             headDeadline.awaitNextHead()
         }
+        ResponseWriting.write(response, closing: closing, context: context)
+        if closing { context.close(promise: nil) }
     }
 
     private func close(context: ChannelHandlerContext) {
@@ -270,23 +274,33 @@ extension ClientConnection {
         context.read()
     }
 
-    /// The exchange is over. The upstream connection goes back to the pool when both directions ended
-    /// cleanly; the client connection stays open when keep-alive allows.
-    private func finish(_ exchange: Exchange, context: ChannelHandlerContext) {
+    /// The response's end: the exchange is over. The upstream connection goes back to the pool when both
+    /// directions ended cleanly; the client connection stays open when keep-alive allows.
+    ///
+    /// The bookkeeping comes before the write: writing the end lets the pipelining handler deliver the next
+    /// request's head at once, re-entrantly, and it must find this connection idle.
+    private func finish(_ exchange: Exchange, trailers: HTTPHeaders?, context: ChannelHandlerContext) {
         exchange.timeout?.cancel()
-        state = .idle
-        guard let upstream = exchange.upstream else { return }
-        exchange.upstream = nil
-        upstream.finishExchange()
-        if exchange.requestEnded {
-            loop.pool.release(upstream)
-        } else {
-            upstream.close()
+        if let upstream = exchange.upstream {
+            exchange.upstream = nil
+            upstream.finishExchange()
+            if exchange.requestEnded {
+                loop.pool.release(upstream)
+            } else {
+                upstream.close()
+            }
         }
-        if !exchange.requestEnded || !exchange.request.head.isKeepAlive {
-            close(context: context)
+        let closing = !exchange.requestEnded || !exchange.request.head.isKeepAlive
+        if closing {
+            state = .closed
         } else {
+            state = .idle
             headDeadline.awaitNextHead()
+        }
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(trailers)), promise: nil)
+        if closing {
+            context.close(promise: nil)
+        } else {
             readIfPending()
         }
     }
@@ -306,6 +320,10 @@ extension ClientConnection {
             pipeline.removeHandler(context: context, promise: nil)
             // Last: bytes the decoder holds beyond the upgrade request flow on to the glue.
             pipeline.removeHandler(name: ServerPipeline.decoderName, promise: nil)
+            // A read held back by a handler that has left (the pipelining handler holds reads until a response
+            // ends, and a 101 never does) would never be issued: ask for one on each side.
+            context.channel.read()
+            upstream.channel.read()
         } catch {
             settings.logger.warning("upgrade failed", metadata: ["error": "\(error)"])
             upstream.close()
@@ -336,8 +354,9 @@ extension ClientConnection: UpstreamExchangeDelegate {
                     answer(.upstreamFailed, head: exchange.request.head, hasBody: !exchange.requestEnded)
                     return
                 }
+                // The switch waits for the decoder's `.end` of this response: until then HTTP parts still flow.
+                exchange.switching = true
                 context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
-                switchToRaw(exchange, upstream: upstream, context: context)
                 return
             }
             var response = UpstreamRequestHead.clientResponseHead(head)
@@ -348,8 +367,11 @@ extension ClientConnection: UpstreamExchangeDelegate {
         case .body(let buffer):
             context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
-            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(trailers)), promise: nil)
-            finish(exchange, context: context)
+            if exchange.switching {
+                switchToRaw(exchange, upstream: upstream, context: context)
+            } else {
+                finish(exchange, trailers: trailers, context: context)
+            }
         }
     }
 
