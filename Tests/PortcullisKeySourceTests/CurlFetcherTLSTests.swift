@@ -1,5 +1,6 @@
 import Foundation
 import PortcullisKeySource
+import PortcullisTestSupport
 import Testing
 
 /// `CurlFetcher` over real TLS: certificate trust through `caFile`, the https redirect policy and the

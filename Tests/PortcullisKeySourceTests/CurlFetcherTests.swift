@@ -1,5 +1,6 @@
 import Foundation
 import PortcullisKeySource
+import PortcullisTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -46,7 +46,8 @@ public struct RequestGate: Sendable {
         // RFC 9112 §6.1: chunked is the only coding a proxy must understand; anything else (gzip, a list) could
         // frame the body differently for the upstream. The decoder already refuses chunked beside a length.
         let codings = head.headers[canonicalForm: "transfer-encoding"]
-        if !codings.isEmpty && (codings.count != 1 || !PolicyTextBridge.equalsIgnoringASCIICase(codings[0], "chunked")) {
+        if !codings.isEmpty && (codings.count != 1 || !PolicyTextBridge.equalsIgnoringASCIICase(codings[0], "chunked"))
+        {
             return .respond(.unsupportedTransferCoding)
         }
         let target: Substring

@@ -15,11 +15,11 @@ final class HeadDeadline {
     }
 
     /// The first bytes of a request arrived: the head must be complete within `timeout` (slowloris).
+    /// `context` is the raw-bytes handler's, in front of the HTTP codec, which the 408 is written through.
     func bytesArrived(context: ChannelHandlerContext) {
         guard awaitingHead, scheduled == nil else { return }
-        let channel = context.channel
         scheduled = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            HeadDeadline.expire(channel)
+            HeadDeadline.expire(context)
         }
     }
 
@@ -40,15 +40,17 @@ final class HeadDeadline {
         scheduled = nil
     }
 
-    /// A client too slow to send its head gets a 408 and the connection closes. Written as raw bytes: the
-    /// HTTP encoder may be mid-response on a pipelined connection, and this is the end of it anyway.
-    private static func expire(_ channel: any Channel) {
-        var buffer = channel.allocator.buffer(capacity: 160)
+    /// A client too slow to send its head gets a 408 and the connection closes. Written as raw bytes, in front
+    /// of the HTTP encoder: the encoder may be mid-response on a pipelined connection, and this is the end of
+    /// it anyway.
+    private static func expire(_ context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 160)
         let body = #"{"error":"request_timeout","message":"The request head was not received in time"}"#
         buffer.writeString(
             "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
                 + "Connection: close\r\n\r\n" + body)
-        channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
+        context.writeAndFlush(NIOAny(buffer), promise: nil)
+        context.close(promise: nil)
     }
 }
 

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 #if canImport(Glibc)
     import Glibc
@@ -19,12 +19,12 @@ import Foundation
 ///
 /// Requires `python3` with the `joserfc` package on the PATH. Set JWKS_SERVER_DEBUG=1 in the environment to
 /// get the server's access log on stderr.
-final class JWKSTestServer: @unchecked Sendable {
+public final class JWKSTestServer: @unchecked Sendable {
     // @unchecked: the stored properties are set once in `init`, except `stopped` and the reader's buffer,
     // which are only touched while `lock` is held; commands are therefore serialised, as the protocol needs.
 
     /// How `GET /jwks.json` answers.
-    enum Mode: String, Sendable {
+    public enum Mode: String, Sendable {
         /// 200 with the published keys.
         case ok
         /// 500 with a JSON error body.
@@ -38,17 +38,17 @@ final class JWKSTestServer: @unchecked Sendable {
     }
 
     /// Why the server could not be started or did not answer as expected.
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
     }
 
     /// The TCP port on 127.0.0.1.
-    let port: Int
+    public let port: Int
     /// `http://127.0.0.1:<port>`, without a trailing slash.
-    let baseURL: String
+    public let baseURL: String
     /// `https://localhost:<port>` (same endpoints and state, over TLS), without a trailing slash; nil unless
     /// started with `start(tlsCertificate:key:)`.
-    let tlsBaseURL: String?
+    public let tlsBaseURL: String?
 
     private let process: Process
     /// The server's stdin; closing it is the server's signal to exit.
@@ -76,14 +76,14 @@ final class JWKSTestServer: @unchecked Sendable {
     }
 
     /// Starts a fresh server on a free port and waits for its first line.
-    static func start() throws -> JWKSTestServer {
+    public static func start() throws -> JWKSTestServer {
         try launch(arguments: [])
     }
 
     /// Like `start()`, but also serves the same endpoints over HTTPS at `tlsBaseURL`, with the PEM certificate
     /// (chain) and private key at these paths. The URL names `localhost`, so the certificate should be for
     /// DNS:localhost.
-    static func start(tlsCertificate: String, key: String) throws -> JWKSTestServer {
+    public static func start(tlsCertificate: String, key: String) throws -> JWKSTestServer {
         try launch(arguments: ["--tls-cert", tlsCertificate, "--tls-key", key])
     }
 
@@ -133,7 +133,7 @@ final class JWKSTestServer: @unchecked Sendable {
     /// Sends one command and returns the reply object. Throws when the server answers `"ok": false`, does
     /// not answer within 15 s, or has stopped.
     @discardableResult
-    func command(_ command: [String: Any]) throws -> [String: Any] {
+    public func command(_ command: [String: Any]) throws -> [String: Any] {
         let request = try JSONSerialization.data(withJSONObject: command) + Data("\n".utf8)
         return try lock.withLock {
             guard !stopped else { throw Failure(description: "test server already stopped") }
@@ -150,26 +150,26 @@ final class JWKSTestServer: @unchecked Sendable {
     }
 
     /// Sets how `GET /jwks.json` answers (`hangSeconds` only matters for `.hang`; the server's default is 30).
-    func setMode(_ mode: Mode, hangSeconds: Double? = nil) throws {
+    public func setMode(_ mode: Mode, hangSeconds: Double? = nil) throws {
         var command: [String: Any] = ["cmd": "mode", "mode": mode.rawValue]
         if let hangSeconds { command["hang_seconds"] = hangSeconds }
         try self.command(command)
     }
 
     /// Sets (or, with nil, removes) `Cache-Control` and `Expires` on `/jwks.json` responses.
-    func setHeaders(cacheControl: String?, expires: String? = nil) throws {
+    public func setHeaders(cacheControl: String?, expires: String? = nil) throws {
         try command([
             "cmd": "headers", "cache_control": cacheControl ?? NSNull(), "expires": expires ?? NSNull(),
         ])
     }
 
     /// HTTP requests served so far, by path (query strings stripped).
-    func requestCounts() throws -> [String: Int] {
+    public func requestCounts() throws -> [String: Int] {
         try command(["cmd": "stats"])["requests"] as? [String: Int] ?? [:]
     }
 
     /// `GET /jwks.json` requests served so far (whatever the mode answered).
-    func jwksRequestCount() throws -> Int {
+    public func jwksRequestCount() throws -> Int {
         guard let count = try command(["cmd": "stats"])["total_jwks"] as? Int else {
             throw Failure(description: "stats reply without total_jwks")
         }
@@ -177,13 +177,13 @@ final class JWKSTestServer: @unchecked Sendable {
     }
 
     /// The User-Agent header of the latest HTTP request (over either listener), or nil if there was none.
-    func lastUserAgent() throws -> String? {
+    public func lastUserAgent() throws -> String? {
         try command(["cmd": "stats"])["last_user_agent"] as? String
     }
 
     /// Stops the server: closes its stdin (its signal to exit) and waits for it, terminating it if it takes
     /// longer than 5 s. Safe to call more than once; later commands throw.
-    func stop() {
+    public func stop() {
         let wasRunning = lock.withLock {
             defer { stopped = true }
             return !stopped
@@ -258,5 +258,32 @@ private final class LineReader {
             guard count > 0 else { throw JWKSTestServer.Failure(description: "test server closed its output") }
             buffer.append(contentsOf: chunk[..<count])
         }
+    }
+}
+
+extension JWKSTestServer {
+    /// A token signed by the server's current key (ES256, by Python joserfc), with `claims` as given plus
+    /// `iat` and `exp` (now + `ttl`) unless given. `kid` picks another of its keys; `unpublished` signs with a
+    /// fresh key the JWKS never shows.
+    public func mint(
+        _ claims: [String: Any], kid: String? = nil, ttl: Int = 300, unpublished: Bool = false
+    )
+        throws -> String
+    {
+        var command: [String: Any] = ["cmd": "mint", "claims": claims, "ttl": ttl]
+        if let kid { command["kid"] = kid }
+        if unpublished { command["unpublished"] = true }
+        guard let token = try self.command(command)["token"] as? String else {
+            throw Failure(description: "mint reply without a token")
+        }
+        return token
+    }
+
+    /// Publishes a new key (the next kid) and signs with it from now on; returns its kid.
+    public func rotate() throws -> String {
+        guard let kid = try command(["cmd": "rotate"])["kid"] as? String else {
+            throw Failure(description: "rotate reply without a kid")
+        }
+        return kid
     }
 }

@@ -1,0 +1,273 @@
+import Foundation
+import PortcullisCore
+import PortcullisTestSupport
+import Testing
+
+/// The relay itself over real sockets: streaming, connection reuse, strict parsing, limits, upstream failures,
+/// upgrades.
+@Suite("Relay over real sockets", .serialized)
+struct RelayTests {
+    // MARK: Streaming
+
+    @Test("20 MB up, chunked and with a length, and 50 MB down, arrive intact (checked by SHA-256)")
+    func streamingBothWays() async throws {
+        let harness = try await ProxyHarness.start()
+        let token = try harness.token()
+        for chunked in [true, false] {
+            let connection = try await RawHTTPConnection.connect(port: harness.port)
+            defer { connection.close() }
+            let length = 20 * 1024 * 1024
+            let framing = chunked ? ("Transfer-Encoding", "chunked") : ("Content-Length", String(length))
+            try await connection.send(
+                "POST /upload HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer \(token)\r\n"
+                    + "\(framing.0): \(framing.1)\r\n\r\n")
+            let sent = try await connection.sendBody(length: length, chunked: chunked)
+            let response = try await connection.readResponse(requestMethod: "POST")
+            let echoed = try #require(response.echoedRequest)
+            #expect(echoed.bodyLength == length)
+            #expect(echoed.bodySHA256 == sent)
+        }
+        for query in ["", "?chunked=1"] {
+            let response = try await harness.request(
+                "/bytes/\(50 * 1024 * 1024)\(query)", headers: [harness.bearer(token)], hashBody: true)
+            #expect(response.status == 200)
+            #expect(response.bodyLength == 50 * 1024 * 1024)
+            #expect(response.bodySHA256 == response.header("X-Body-SHA256"))
+        }
+        await harness.stop()
+    }
+
+    // MARK: Connections
+
+    @Test("keep-alive: requests share one client connection and reuse the pooled upstream connection")
+    func keepAliveAndPooling() async throws {
+        let harness = try await ProxyHarness.start()
+        let token = try harness.token()
+        let connection = try await RawHTTPConnection.connect(port: harness.port)
+        defer { connection.close() }
+        var upstreamConnections: Set<Int> = []
+        for index in 0..<5 {
+            let response = try await connection.request(target: "/items/\(index)", headers: [harness.bearer(token)])
+            let echoed = try #require(response.echoedRequest)
+            #expect(echoed.target == "/items/\(index)")
+            upstreamConnections.insert(echoed.connection)
+        }
+        // A refusal keeps the connection too (no body was left unread).
+        #expect(try await connection.request(target: "/items").status == 401)
+        #expect(try await connection.request(target: "/items", headers: [harness.bearer(token)]).status == 200)
+        #expect(upstreamConnections.count == 1)
+        await harness.stop()
+    }
+
+    @Test("pipelined requests are answered in order")
+    func pipelining() async throws {
+        let harness = try await ProxyHarness.start()
+        let token = try harness.token()
+        let connection = try await RawHTTPConnection.connect(port: harness.port)
+        defer { connection.close() }
+        var batch = ""
+        for target in ["/a", "/b", "/health", "/c"] {
+            batch += "GET \(target) HTTP/1.1\r\nHost: api.test\r\n"
+            if target != "/b" { batch += "Authorization: Bearer \(token)\r\n" }
+            batch += "\r\n"
+        }
+        try await connection.send(batch)
+        let first = try await connection.readResponse()
+        let second = try await connection.readResponse()
+        let third = try await connection.readResponse()
+        let fourth = try await connection.readResponse()
+        #expect(first.echoedRequest?.target == "/a")
+        #expect(second.status == 401)
+        #expect(third.echoedRequest?.target == "/health")
+        #expect(fourth.echoedRequest?.target == "/c")
+        await harness.stop()
+    }
+
+    @Test("a refused request's body is never read, never forwarded, and its connection closes")
+    func refusedBodyNotForwarded() async throws {
+        let harness = try await ProxyHarness.start()
+        let connection = try await RawHTTPConnection.connect(port: harness.port)
+        defer { connection.close() }
+        // The "body" is a complete second request: were it read as one, the upstream would see it.
+        let smuggled = "GET /items HTTP/1.1\r\nHost: x\r\n\r\n"
+        try await connection.send(
+            "POST /items HTTP/1.1\r\nHost: api.test\r\nContent-Length: \(smuggled.utf8.count)\r\n\r\n" + smuggled)
+        let response = try await connection.readResponse(requestMethod: "POST")
+        #expect(response.status == 401)
+        #expect(response.header("Connection")?.lowercased() == "close")
+        #expect(await connection.isClosedByPeer(within: 5))
+        #expect(try await harness.upstream.stats().requests == 0)
+        await harness.stop()
+    }
+
+    // MARK: Strict parsing
+
+    @Test("request smuggling shapes are refused with 400 and the connection closed")
+    func smugglingShapes() async throws {
+        let harness = try await ProxyHarness.start()
+        let token = try harness.token()
+        let auth = "Authorization: Bearer \(token)\r\n"
+        let shapes = [
+            "Content-Length and Transfer-Encoding":
+                "POST /x HTTP/1.1\r\nHost: a\r\n\(auth)Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "differing Content-Lengths":
+                "POST /x HTTP/1.1\r\nHost: a\r\n\(auth)Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+            "an unknown transfer coding": "POST /x HTTP/1.1\r\nHost: a\r\n\(auth)Transfer-Encoding: gzip\r\n\r\nabc",
+            "a coding list": "POST /x HTTP/1.1\r\nHost: a\r\n\(auth)Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            "obs-fold": "GET /x HTTP/1.1\r\nHost: a\r\n\(auth)X-A: b\r\n c\r\n\r\n",
+            "bad chunk framing":
+                "POST /x HTTP/1.1\r\nHost: a\r\n\(auth)Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+            "a space before the colon": "GET /x HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\(auth)\r\nhello",
+        ]
+        for (shape, bytes) in shapes {
+            let connection = try await RawHTTPConnection.connect(port: harness.port)
+            defer { connection.close() }
+            try await connection.send(bytes)
+            let response = try await connection.readResponse()
+            #expect(response.status == 400, "\(shape)")
+            #expect(await connection.isClosedByPeer(within: 5), "\(shape)")
+        }
+        #expect(try await harness.upstream.stats().requests == 0)
+        await harness.stop()
+    }
+
+    // MARK: Limits
+
+    @Test("limits: header bytes (431), body size (413, by length and by chunks), header-read timeout (408)")
+    func limits() async throws {
+        let harness = try await ProxyHarness.start { object in
+            object["limits"] = ["max_header_bytes": 4096, "max_body_bytes": 1000, "header_timeout": "0.5s"]
+        }
+        let token = try harness.token()
+        let big = try await harness.request(
+            "/items", headers: [harness.bearer(token), ("X-Big", String(repeating: "a", count: 5000))])
+        #expect(big.status == 431)
+        let long = try await harness.request(
+            "/items?" + String(repeating: "q", count: 5000), headers: [harness.bearer(token)])
+        #expect(long.status == 431)
+        let byLength = try await harness.request(
+            "/items", method: "POST", headers: [harness.bearer(token)], body: Array(repeating: 1, count: 2000))
+        #expect(byLength.status == 413)
+        let connection = try await RawHTTPConnection.connect(port: harness.port)
+        defer { connection.close() }
+        try await connection.send(
+            "POST /items HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \(token)\r\nTransfer-Encoding: chunked\r\n\r\n")
+        _ = try await connection.sendBody(length: 5000, chunked: true)
+        let chunked = try await connection.readResponse(requestMethod: "POST")
+        #expect(chunked.status == 413)
+
+        let slow = try await RawHTTPConnection.connect(port: harness.port)
+        defer { slow.close() }
+        try await slow.send("GET /items HTTP/1.1\r\nHost: a\r\n")
+        let timedOut = try await slow.readResponse()
+        #expect(timedOut.status == 408)
+        #expect(await slow.isClosedByPeer(within: 5))
+        await harness.stop()
+    }
+
+    // MARK: Upstream failures
+
+    @Test("upstream refused → 502, closed without answering → 502, too slow → 504; all with JSON bodies")
+    func upstreamFailures() async throws {
+        let jwks = try await offPool { try JWKSTestServer.start() }
+        let upstream = try await EchoUpstream.start()
+        let deadPort = try await offPool { try freePort() }
+        let refused = try await ProxyHarness.start(
+            jwks: jwks, upstream: upstream, upstreamURL: "http://127.0.0.1:\(deadPort)")
+        let token = try refused.token()
+        let unreachable = try await refused.request("/items", headers: [refused.bearer(token)])
+        #expect(unreachable.status == 502)
+        #expect(unreachable.json?["error"] == "upstream_unavailable")
+        await refused.proxy.stop()
+
+        let harness = try await ProxyHarness.start(jwks: jwks, upstream: upstream, upstreamURL: upstream.baseURL) {
+            object in
+            object["upstream"] = ["url": upstream.baseURL, "timeout": "0.5s"]
+        }
+        let dropped = try await harness.request("/drop", headers: [harness.bearer(token)])
+        #expect(dropped.status == 502)
+        #expect(dropped.json?["error"] == "upstream_failed")
+        let slow = try await harness.request("/slow/3", headers: [harness.bearer(token)])
+        #expect(slow.status == 504)
+        #expect(slow.json?["error"] == "upstream_timeout")
+        // The proxy keeps serving.
+        #expect(try await harness.request("/items", headers: [harness.bearer(token)]).status == 200)
+        await harness.stop()
+    }
+
+    // MARK: Upgrades
+
+    @Test("WebSocket: after auth the upgrade is relayed and frames flow both ways; without a token, 401")
+    func webSocket() async throws {
+        let harness = try await ProxyHarness.start()
+        let token = try harness.token(role: "subscriber")
+        let refused = try await RawHTTPConnection.connect(port: harness.port)
+        defer { refused.close() }
+        #expect(try await refused.upgradeToWebSocket(target: "/ws").status == 401)
+
+        let connection = try await RawHTTPConnection.connect(port: harness.port)
+        defer { connection.close() }
+        let response = try await connection.upgradeToWebSocket(
+            target: "/ws", headers: [harness.bearer(token), ("X-Postgres-Role", "admin")])
+        #expect(response.status == 101)
+        #expect(response.header("X-Upstream-Saw-Role") == "subscriber")
+        for message in ["hello", String(repeating: "x", count: 70_000)] {
+            try await connection.sendWebSocketText(message)
+            let frame = try await connection.readWebSocketFrame()
+            #expect(frame.text == message)
+        }
+        await harness.stop()
+    }
+
+    // MARK: Keys
+
+    @Test("a token signed by a key published after startup is accepted on its first request (refetch)")
+    func rotationRefetch() async throws {
+        let harness = try await ProxyHarness.start()
+        let kid = try harness.jwks.rotate()
+        let token = try harness.token()
+        #expect(token.isEmpty == false)
+        let response = try await harness.request("/items", headers: [harness.bearer(token)])
+        #expect(response.status == 200, "kid \(kid)")
+        await harness.stop()
+    }
+
+    // MARK: A real server upstream
+
+    @Test("nginx from Debian as the upstream", .enabled(if: NginxUpstream.isAvailable))
+    func nginxUpstream() async throws {
+        let jwks = try await offPool { try JWKSTestServer.start() }
+        let upstream = try await EchoUpstream.start()
+        let nginx = try await NginxUpstream.start()
+        defer { nginx.stop() }
+        let harness = try await ProxyHarness.start(jwks: jwks, upstream: upstream, upstreamURL: nginx.baseURL)
+        let token = try harness.token(role: "webuser", sub: "u-9")
+        let connection = try await RawHTTPConnection.connect(port: harness.port)
+        defer { connection.close() }
+        for _ in 0..<3 {
+            let response = try await connection.request(
+                target: "/anything?x=1", headers: [harness.bearer(token), ("X-Postgres-Role", "admin")])
+            #expect(response.status == 200)
+            #expect(response.bodyText.contains("role=webuser user=u-9"))
+        }
+        await harness.stop()
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+func freePort() throws -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+        }
+    }
+    guard bound else { throw POSIXError(.EADDRNOTAVAIL) }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
