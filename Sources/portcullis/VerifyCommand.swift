@@ -91,32 +91,3 @@ struct Verify: ParsableCommand {
         if case .failure = result { throw ExitCode(1) }
     }
 }
-
-struct Demo: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Verify a few built-in tokens (one good, several bad) and show each decision.")
-
-    func run() throws {
-        let logger = Logger(label: "portcullis")
-        let keys = try KeySetLoader.openSSL.load(jwks: Array(DemoData.jwks.utf8), provider: "demo", logger: logger)
-        let verifier = TokenVerifier(
-            policy: VerificationPolicy(
-                provider: "demo",
-                claims: ClaimRules(issuer: DemoData.issuer, audiences: [DemoData.audience]),
-                roleClaim: try ClaimPath(DemoData.roleClaimKey)))
-        print(
-            "Provider \"demo\": issuer \(DemoData.issuer), audience \(DemoData.audience), role claim key \(DemoData.roleClaimKey)\n"
-        )
-        for (description, token) in DemoData.cases {
-            let result = verifier.verify(Substring(token), with: keys, now: Date().timeIntervalSince1970)
-            switch result {
-            case .success(let verified):
-                print(
-                    "ALLOWED  \(description): role \(verified.role?.compactJSON ?? "-"), audience \(verified.audience ?? "-")"
-                )
-            case .failure(let refusal):
-                print("REFUSED  \(description): \(refusal.reason.rawValue) (\(refusal.message))")
-            }
-        }
-    }
-}

@@ -28,15 +28,20 @@ struct CommandLineTests {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    @Test("`portcullis demo` shows one allowed and four refused tokens")
+    @Test("`portcullis demo` runs the proxy on config.json: two requests allowed, five refused, as RFC 6750 says")
     func demo() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the package first")
-        let (status, output) = try Self.run(["demo"])
+        let config = repositoryRoot.appendingPathComponent("config.json").path
+        let (status, output) = try Self.run(["demo", "--config", config])
         #expect(status == 0)
         let lines = output.split(separator: "\n")
-        #expect(lines.filter { $0.hasPrefix("ALLOWED") }.count == 1)
-        #expect(lines.filter { $0.hasPrefix("REFUSED") }.count == 4)
-        #expect(output.contains(#"role "webuser""#))
+        #expect(lines.filter { $0.hasPrefix("ALLOWED  200") }.count == 2)
+        #expect(lines.filter { $0.hasPrefix("REFUSED  401") }.count == 4)
+        #expect(lines.filter { $0.hasPrefix("REFUSED  403") }.count == 1)
+        #expect(output.contains("the backend saw X-Postgres-Role: webuser"))
+        // The forged role header never reaches the backend: the anonymous role does.
+        #expect(output.contains("the backend saw X-Postgres-Role: web_anon"))
+        #expect(output.contains(#"WWW-Authenticate: Bearer error="invalid_token""#))
     }
 
     @Test("`portcullis verify` reads the token from stdin; exit 0 allowed, 1 refused, 64 on a bad role path")
