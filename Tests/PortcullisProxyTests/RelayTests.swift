@@ -100,6 +100,67 @@ struct RelayTests {
         await harness.stop()
     }
 
+    @Test("Expect: 100-continue: the interim response comes once the request is allowed; a refusal comes at once")
+    func expectContinue() async throws {
+        let harness = try await ProxyHarness.start()
+        let token = try harness.token()
+        let connection = try await RawHTTPConnection.connect(port: harness.port)
+        defer { connection.close() }
+        try await connection.send(
+            "POST /items HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \(token)\r\nExpect: 100-continue\r\n"
+                + "Content-Length: 5\r\n\r\n")
+        let interim = try await connection.readResponse(requestMethod: "POST")
+        #expect(interim.status == 100)
+        try await connection.send("hello")
+        let final = try await connection.readResponse(requestMethod: "POST")
+        #expect(final.echoedRequest?.bodyLength == 5)
+
+        let refused = try await RawHTTPConnection.connect(port: harness.port)
+        defer { refused.close() }
+        try await refused.send("POST /items HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        #expect(try await refused.readResponse(requestMethod: "POST").status == 401)
+        await harness.stop()
+    }
+
+    @Test("connections over max_connections get a 503 and are closed; idle connections close after idle_timeout")
+    func connectionLimits() async throws {
+        let harness = try await ProxyHarness.start { object in
+            object["limits"] = ["max_connections": 2, "idle_timeout": "0.5s"]
+        }
+        let first = try await RawHTTPConnection.connect(port: harness.port)
+        defer { first.close() }
+        let second = try await RawHTTPConnection.connect(port: harness.port)
+        defer { second.close() }
+        #expect(try await first.request(target: "/health").status == 200)
+        let third = try await RawHTTPConnection.connect(port: harness.port)
+        defer { third.close() }
+        try await third.send("GET /health HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try await third.readResponse().status == 503)
+        #expect(await third.isClosedByPeer(within: 5))
+        // Nothing moves on `first` and `second`: both close by themselves.
+        #expect(await first.isClosedByPeer(within: 5))
+        #expect(await second.isClosedByPeer(within: 5))
+        // Their slots are free again.
+        #expect(try await harness.request("/health").status == 200)
+        await harness.stop()
+    }
+
+    @Test("the JWKS endpoint failing after startup does not fail requests: the held keys keep serving")
+    func identityProviderDown() async throws {
+        let harness = try await ProxyHarness.start()
+        let token = try harness.token()
+        try harness.jwks.setMode(.error)
+        for _ in 0..<3 {
+            #expect(try await harness.request("/items", headers: [harness.bearer(token)]).status == 200)
+        }
+        // A kid nobody publishes is refused after one bounded refetch, not held forever.
+        let unknown = try harness.jwks.mint(["iss": ProxyHarness.issuer, "aud": "api"], unpublished: true)
+        let response = try await harness.request("/items", headers: [harness.bearer(unknown)])
+        #expect(response.status == 401)
+        #expect(response.json?["error"] == "unknown_kid")
+        await harness.stop()
+    }
+
     // MARK: Strict parsing
 
     @Test("request smuggling shapes are refused with 400 and the connection closed")
