@@ -22,6 +22,9 @@ public struct PortcullisConfiguration: Sendable {
     public var rules = RuleSet([])
     public var errorFormat: AuthDecision.ErrorFormat = .portcullis
     public var limits = Limits()
+    /// `host:port` of the admin listener (`/healthz`, `/readyz`, `/metrics`); nil for none. Separate from the
+    /// proxy's port so that it never faces the public.
+    public var adminListen: (host: String, port: Int)?
 
     /// The backend requests are relayed to.
     public struct Upstream: Sendable, Hashable {
@@ -68,7 +71,7 @@ public struct PortcullisConfiguration: Sendable {
 
     static let topLevelKeys: Set<String> = [
         "listen", "upstream", "token_sources", "providers", "issuer", "audiences", "algorithms", "require_exp",
-        "clock_skew", "role_claim_key", "anonymous_role", "forward", "rules", "error_format", "limits",
+        "clock_skew", "role_claim_key", "anonymous_role", "forward", "rules", "error_format", "limits", "admin",
     ]
 
     /// Reads a configuration document.
@@ -117,6 +120,7 @@ public struct PortcullisConfiguration: Sendable {
         configuration.rules = RuleSet(reader.rules())
         configuration.forward = reader.forwarding()
         configuration.limits = reader.limits()
+        configuration.adminListen = reader.admin()
         for index in configuration.providers.indices {
             configuration.providers[index].limits.maxTokenBytes = configuration.limits.maxTokenBytes
         }
@@ -144,6 +148,7 @@ public struct PortcullisConfiguration: Sendable {
         }
         lines.append("\(rules.rules.count) rule(s); unmatched requests need a valid token")
         lines.append("forwarded: \(forward.ownedHeaders.joined(separator: ", "))")
+        if let adminListen { lines.append("admin: \(adminListen.host):\(adminListen.port)") }
         return lines.joined(separator: "\n")
     }
 
@@ -354,6 +359,25 @@ extension ConfigurationReader {
         }
         errors += nested.errors
         return forward
+    }
+
+    fileprivate mutating func admin() -> (host: String, port: Int)? {
+        guard let value = members["admin"] else { return nil }
+        guard case .object(let fields) = value else {
+            fail("admin", "must be an object")
+            return nil
+        }
+        var nested = ConfigurationReader(members: fields, path: "admin")
+        nested.refuseUnknownKeys(["listen"])
+        var address: (host: String, port: Int)?
+        if let listen = nested.string("listen") {
+            address = PortcullisConfiguration.hostAndPort(listen)
+            if address == nil { nested.fail("listen", "must be host:port, e.g. \"127.0.0.1:9901\"") }
+        } else if fields["listen"] == nil {
+            nested.fail("listen", "is required")
+        }
+        errors += nested.errors
+        return address
     }
 
     fileprivate mutating func limits() -> PortcullisConfiguration.Limits {

@@ -65,6 +65,12 @@ public final class KeySource: Sendable {
 
     public var statistics: KeySourceStatistics { state.withLock { $0.statistics } }
 
+    /// Seconds since the held key set was installed; nil before the first one.
+    public var keySetAge: Double? {
+        let installed = state.withLock { $0.statistics.lastSuccess }
+        return installed.map { now() - $0 }
+    }
+
     /// The issuer tokens must carry: the configured one, else the one discovery found.
     public var effectiveIssuer: String? { configuration.issuer ?? state.withLock { $0.discoveredIssuer } }
 

@@ -7,7 +7,7 @@ import Synchronization
 /// The listening side: one event loop per core, each with its own upstream pool and token cache.
 public final class ProxyServer: Sendable {
     public let settings: ProxySettings
-    private let group: MultiThreadedEventLoopGroup
+    let group: MultiThreadedEventLoopGroup
     private let ownsGroup: Bool
     private let loopStates: [ObjectIdentifier: LoopState]
     private let openConnections = Atomic<Int>(0)
@@ -106,7 +106,7 @@ enum ServerPipeline {
             name: decoderName)
         try pipeline.addHandler(HTTPResponseEncoder(), name: "response-encoder")
         try pipeline.addHandler(HTTPServerPipelineHandler(), name: "pipelining")
-        try pipeline.addHandler(ProtocolErrorHandler(), name: "protocol-errors")
+        try pipeline.addHandler(ProtocolErrorHandler(metrics: settings.metrics), name: "protocol-errors")
         try pipeline.addHandler(ClientConnection(settings: settings, loop: loop, headDeadline: deadline))
     }
 }

@@ -15,6 +15,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "Log format: text (for a terminal) or json (one object per line).")
+    var logFormat: LogFormat = .text
+
+    enum LogFormat: String, ExpressibleByArgument {
+        case text, json
+    }
+
     func run() async throws {
         guard let data = FileManager.default.contents(atPath: config) else {
             FileHandle.standardError.write(Data("\(config): cannot be read\n".utf8))
@@ -31,24 +38,36 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let level = logLevel
+        let format = logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
         let logger = Logger(label: "portcullis")
+        let accessLogger = Logger(label: "portcullis.access")
         let proxy: ProxyInstance
         do {
-            proxy = try await ProxyInstance.start(configuration: configuration, logger: logger)
+            proxy = try await ProxyInstance.start(
+                configuration: configuration, logger: logger, accessLogger: accessLogger)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
-        logger.notice(
-            "listening",
-            metadata: [
-                "address": "\(configuration.listen.host):\(proxy.port)", "upstream": "\(configuration.upstream.url)",
-            ])
+        var metadata: Logger.Metadata = [
+            "address": "\(configuration.listen.host):\(proxy.port)", "upstream": "\(configuration.upstream.url)",
+        ]
+        if let admin = proxy.admin, let address = configuration.adminListen {
+            metadata["admin"] = "\(address.host):\(admin.port)"
+        }
+        logger.notice("listening", metadata: metadata)
         await Self.waitForTerminationSignal()
         logger.notice("stopping")
         await proxy.stop()

@@ -41,8 +41,12 @@ public final class Authorizer: Sendable {
     /// Each provider's clock skew, by name, for cache entries.
     private let clockSkews: [String: Double]
 
-    public init(authenticator: TokenAuthenticator) {
+    /// Cache hits, misses and size go here.
+    let metrics: ProxyMetrics?
+
+    public init(authenticator: TokenAuthenticator, metrics: ProxyMetrics? = nil) {
         self.authenticator = authenticator
+        self.metrics = metrics
         var skews: [String: Double] = [:]
         for source in authenticator.sources { skews[source.configuration.name] = source.configuration.clockSkew }
         clockSkews = skews
@@ -59,9 +63,13 @@ public final class Authorizer: Sendable {
         _ token: Substring, now: Double, cache: inout VerifiedTokenCache<TokenDigest>
     ) -> Outcome {
         let digest = TokenDigest(token)
+        let sizeBefore = cache.count
+        defer { metrics?.cacheSizeChanged(by: cache.count - sizeBefore) }
         if let cached = cache.lookup(digest, now: now, isKeyCurrent: isKeyCurrent) {
+            metrics?.recordCache(hit: true)
             return .decided(.success(cached))
         }
+        metrics?.recordCache(hit: false)
         switch authenticator.authenticateWithoutWaiting(token, now: now) {
         case .decided(let result):
             if case .success(let verified) = result { remember(verified, digest: digest, now: now, in: &cache) }
@@ -80,7 +88,9 @@ public final class Authorizer: Sendable {
     public func remember(
         _ verified: VerifiedToken, token: Substring, now: Double, in cache: inout VerifiedTokenCache<TokenDigest>
     ) {
+        let sizeBefore = cache.count
         remember(verified, digest: TokenDigest(token), now: now, in: &cache)
+        metrics?.cacheSizeChanged(by: cache.count - sizeBefore)
     }
 
     private func remember(

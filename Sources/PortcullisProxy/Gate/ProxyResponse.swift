@@ -8,33 +8,36 @@ public struct ProxyResponse: Sendable, Hashable {
     public var headers: [Header]
     /// The JSON body.
     public var body: String
+    /// The error code in the body, for logs and metrics.
+    public var code: String
 
     public struct Header: Sendable, Hashable {
         public var name: String
         public var value: String
     }
 
-    public init(status: Int, headers: [Header] = [], body: String) {
+    public init(status: Int, headers: [Header] = [], body: String, code: String) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.code = code
     }
 
     /// The answer to a denial, in the configured error shape, with its `WWW-Authenticate` challenge.
     public init?(_ decision: AuthDecision, errorFormat: AuthDecision.ErrorFormat) {
-        guard case .deny(let status, let challenge, _, _) = decision,
+        guard case .deny(let status, let challenge, let code, _) = decision,
             let body = decision.responseBody(errorFormat: errorFormat)
         else { return nil }
         self.init(
             status: status, headers: challenge.map { [Header(name: "WWW-Authenticate", value: $0)] } ?? [],
-            body: body)
+            body: body, code: code)
     }
 
     /// A failure that is not about the token: a bad request line or path, a limit, the upstream.
     public static func failure(status: Int, error: String, message: String) -> ProxyResponse {
         ProxyResponse(
-            status: status,
-            body: JSONValue.object(["error": .string(error), "message": .string(message)]).compactJSON)
+            status: status, headers: [],
+            body: JSONValue.object(["error": .string(error), "message": .string(message)]).compactJSON, code: error)
     }
 
     static func badPath(_ refusal: RequestPathRefusal) -> ProxyResponse {
@@ -52,6 +55,17 @@ public struct ProxyResponse: Sendable, Hashable {
         status: 502, error: "upstream_unavailable", message: "The upstream could not be reached")
     static let upstreamFailed = failure(
         status: 502, error: "upstream_failed", message: "The upstream closed the connection without a response")
+    /// The decision family a status belongs to, for metrics and access logs.
+    var decision: String {
+        switch status {
+        case 401: "unauthorized"
+        case 403: "forbidden"
+        case 503: "unavailable"
+        case 502, 504: "upstream_error"
+        default: "bad_request"
+        }
+    }
+
     static let upstreamTimeout = failure(
         status: 504, error: "upstream_timeout", message: "The upstream did not answer in time")
     static let tooManyConnections = failure(

@@ -1,3 +1,4 @@
+import Foundation
 public import NIOHTTP1
 public import PortcullisConfig
 public import PortcullisCore
@@ -45,8 +46,12 @@ public struct RequestGate: Sendable {
         }
         // RFC 9112 §6.1: chunked is the only coding a proxy must understand; anything else (gzip, a list) could
         // frame the body differently for the upstream. The decoder already refuses chunked beside a length.
-        let codings = head.headers[canonicalForm: "transfer-encoding"]
-        if !codings.isEmpty && (codings.count != 1 || !PolicyTextBridge.equalsIgnoringASCIICase(codings[0], "chunked"))
+        // Raw values: the canonical form drops empty ones, and an empty Transfer-Encoding is not chunked.
+        let codings = head.headers["transfer-encoding"]
+        if !codings.isEmpty
+            && (codings.count != 1
+                || !PolicyTextBridge.equalsIgnoringASCIICase(
+                    codings[0].trimmingCharacters(in: .whitespaces), "chunked"))
         {
             return .respond(.unsupportedTransferCoding)
         }

@@ -24,6 +24,8 @@ final class ClientConnection {
     private var requestSerial = 0
     /// Body parts that arrived in the same read as a head whose decision is pending.
     private var bufferedWhileDeciding: [HTTPServerRequestPart] = []
+    /// What the access log and the metrics say of the request in flight.
+    private var record: RequestRecord?
 
     private enum State {
         case idle
@@ -82,6 +84,7 @@ extension ClientConnection {
     private func received(head: HTTPRequestHead, context: ChannelHandlerContext) {
         headDeadline.headArrived()
         requestSerial += 1
+        record = RequestRecord(head: head)
         let hasBody =
             head.headers.contains(name: "transfer-encoding")
             || (head.headers.first(name: "content-length").flatMap(Int.init) ?? 0) > 0
@@ -95,7 +98,10 @@ extension ClientConnection {
                 conclude(decision, request: request)
             case .verify(let token):
                 let now = settings.clock()
-                switch settings.authorizer.authorizeWithoutWaiting(token, now: now, cache: &loop.tokenCache) {
+                let started = NIODeadline.now()
+                let outcome = settings.authorizer.authorizeWithoutWaiting(token, now: now, cache: &loop.tokenCache)
+                settings.metrics.recordVerification(nanoseconds: (NIODeadline.now() - started).nanoseconds)
+                switch outcome {
                 case .decided(let result):
                     conclude(AuthDecision.decide(rule: admission.rule, verification: result), request: request)
                 case .wait:
@@ -127,16 +133,20 @@ extension ClientConnection {
     private func conclude(_ decision: AuthDecision, request: Request) {
         switch decision {
         case .deny:
+            // The response carries the reason; `answer` records it.
             if let response = settings.gate.response(for: decision) {
                 answer(response, head: request.head, hasBody: request.hasBody)
             }
         case .allow(let identity):
+            record?.allowed(identity: identity)
+            settings.metrics.recordDecision("allowed", reason: identity == nil ? "anonymous" : "ok")
             let isUpgrade = UpstreamRequestHead.isUpgradeRequest(request.head)
-            let upstreamHead = UpstreamRequestHead.make(
+            var upstreamHead = UpstreamRequestHead.make(
                 client: request.head, target: request.admission.upstreamTarget,
                 identityHeaders: ForwardedIdentity.headers(
                     identity: identity, anonymousRole: settings.anonymousRole, forwarding: settings.forwarding),
                 forwarding: settings.forwarding, clientAddress: clientAddress, isUpgrade: isUpgrade)
+            if let id = record?.id { upstreamHead.headers.replaceOrAdd(name: "X-Request-Id", value: id) }
             relay(Exchange(request: request, upstreamHead: upstreamHead, isUpgrade: isUpgrade))
         }
     }
@@ -146,6 +156,15 @@ extension ClientConnection {
     private func answer(_ response: ProxyResponse, head: HTTPRequestHead, hasBody: Bool) {
         guard let context else { return }
         bufferedWhileDeciding.removeAll()
+        var response = response
+        if response.decision == "upstream_error" {
+            settings.metrics.recordUpstreamError(status: response.status)
+        } else {
+            settings.metrics.recordDecision(response.decision, reason: response.code)
+            record?.refused(decision: response.decision, reason: response.code)
+        }
+        if let id = record?.id { response.headers.append(.init(name: "X-Request-Id", value: id)) }
+        complete(status: response.status, reason: response.code)
         let closing = hasBody || !head.isKeepAlive
         // State first: the write can deliver a pipelined request re-entrantly (see `finish`).
         discardingBody = true
@@ -201,6 +220,7 @@ extension ClientConnection {
 
     private func start(_ exchange: Exchange, on upstream: UpstreamConnection) {
         exchange.upstream = upstream
+        record?.upstreamStarted = .now()
         upstream.begin(head: exchange.upstreamHead, delegate: self)
         for part in exchange.buffered { forward(part, to: upstream, exchange: exchange) }
         exchange.buffered.removeAll()
@@ -281,6 +301,7 @@ extension ClientConnection {
     /// request's head at once, re-entrantly, and it must find this connection idle.
     private func finish(_ exchange: Exchange, trailers: HTTPHeaders?, context: ChannelHandlerContext) {
         exchange.timeout?.cancel()
+        complete(status: record?.status ?? 0, reason: nil)
         if let upstream = exchange.upstream {
             exchange.upstream = nil
             upstream.finishExchange()
@@ -308,6 +329,7 @@ extension ClientConnection {
     /// After a `101`: this connection and the upstream one become one raw byte stream.
     private func switchToRaw(_ exchange: Exchange, upstream: UpstreamConnection, context: ChannelHandlerContext) {
         exchange.timeout?.cancel()
+        complete(status: 101, reason: nil)
         state = .upgraded
         let (clientGlue, upstreamGlue) = GlueHandler.matchedPair()
         do {
@@ -346,6 +368,12 @@ extension ClientConnection: UpstreamExchangeDelegate {
             }
             exchange.responseStarted = true
             exchange.timeout?.cancel()
+            if let started = record?.upstreamStarted {
+                let elapsed = (NIODeadline.now() - started).nanoseconds
+                record?.upstreamNanoseconds = elapsed
+                settings.metrics.recordUpstream(nanoseconds: elapsed)
+            }
+            record?.status = Int(head.status.code)
             if head.status == .switchingProtocols {
                 guard exchange.isUpgrade else {
                     // A 101 nobody asked for cannot be relayed as HTTP.
@@ -386,6 +414,7 @@ extension ClientConnection: UpstreamExchangeDelegate {
         exchange.timeout = nil
         if exchange.responseStarted {
             // Part of the response is out; the client can only learn of the failure by the connection closing.
+            complete(status: record?.status ?? 0, reason: "upstream_aborted")
             close(context: context)
             return
         }
@@ -489,6 +518,7 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         headDeadline.cancel()
+        if record != nil { complete(status: record?.status ?? 0, reason: "client_closed") }
         if case .relaying(let exchange) = state {
             exchange.timeout?.cancel()
             exchange.upstream?.close()
@@ -509,5 +539,89 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+}
+
+// MARK: - Access log
+
+extension ClientConnection {
+    /// Writes the request's access line (once) and forgets it.
+    private func complete(status: Int, reason: String?) {
+        guard let record else { return }
+        self.record = nil
+        var metadata: Logger.Metadata = [
+            "request_id": "\(record.id)", "method": "\(record.method)", "path": "\(record.path)",
+            "status": "\(status)", "decision": "\(record.decision)", "reason": "\(reason ?? record.reason)",
+            "duration_ms": "\(RequestRecord.milliseconds((NIODeadline.now() - record.started).nanoseconds))",
+        ]
+        if let provider = record.provider { metadata["provider"] = "\(provider)" }
+        if let subject = record.subject { metadata["sub"] = "\(subject)" }
+        if let keyID = record.keyID { metadata["kid"] = "\(keyID)" }
+        if let upstream = record.upstreamNanoseconds {
+            metadata["upstream_ms"] = "\(RequestRecord.milliseconds(upstream))"
+        }
+        settings.accessLogger.info("request", metadata: metadata)
+    }
+}
+
+/// One request as the access log tells it. Never the query, a header value or the token: the path is
+/// logged without its query, and identity is `sub` and `kid` only.
+struct RequestRecord {
+    let started = NIODeadline.now()
+    let id: String
+    let method: String
+    let path: String
+    var decision = "allowed"
+    var reason = "ok"
+    var provider: String?
+    var subject: String?
+    var keyID: String?
+    var upstreamStarted: NIODeadline?
+    var upstreamNanoseconds: Int64?
+    var status = 0
+
+    init(head: HTTPRequestHead) {
+        method = head.method.rawValue
+        let target = head.uri
+        path = String(target[..<(target.firstIndex(of: "?") ?? target.endIndex)].prefix(512))
+        id = Self.requestID(from: head.headers.first(name: "x-request-id"))
+    }
+
+    mutating func allowed(identity: VerifiedToken?) {
+        decision = "allowed"
+        reason = identity == nil ? "anonymous" : "ok"
+        provider = identity?.provider
+        subject = identity?.claims["sub"]?.stringValue
+        keyID = identity?.keyID
+    }
+
+    mutating func refused(decision: String, reason: String) {
+        self.decision = decision
+        self.reason = reason
+    }
+
+    /// The client's `X-Request-Id` when it is a sane one (1–128 visible ASCII characters), else a new one.
+    static func requestID(from header: String?) -> String {
+        if let header, (1...128).contains(header.utf8.count),
+            header.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
+        {
+            return header
+        }
+        var generator = SystemRandomNumberGenerator()
+        let high = generator.next() as UInt64
+        let low = generator.next() as UInt64
+        return hex(high) + hex(low)
+    }
+
+    private static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    static func milliseconds(_ nanoseconds: Int64) -> String {
+        let tenths = (nanoseconds + 5_000) / 10_000
+        let whole = tenths / 100
+        let fraction = tenths % 100
+        return "\(whole).\(fraction < 10 ? "0" : "")\(fraction)"
     }
 }

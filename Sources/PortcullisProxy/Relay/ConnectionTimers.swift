@@ -85,6 +85,11 @@ final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler 
     typealias OutboundOut = HTTPServerResponsePart
 
     private var responseInProgress = false
+    private let metrics: ProxyMetrics
+
+    init(metrics: ProxyMetrics) {
+        self.metrics = metrics
+    }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let parserError = error as? HTTPParserError else {
@@ -93,6 +98,7 @@ final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler 
         }
         if !responseInProgress {
             let response = parserError == .headerOverflow ? ProxyResponse.headersTooLarge : .badRequest
+            metrics.recordDecision(response.decision, reason: response.code)
             ResponseWriting.write(response, closing: true, context: context)
         }
         context.close(promise: nil)

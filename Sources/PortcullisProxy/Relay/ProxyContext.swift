@@ -22,10 +22,13 @@ public struct ProxySettings: Sendable {
     /// Seconds since the epoch; injected so tests can move time.
     public var clock: @Sendable () -> Double
     public var logger: Logger
+    /// One line per request.
+    public var accessLogger: Logger
+    public var metrics: ProxyMetrics
 
     public init(
-        configuration: PortcullisConfiguration, authorizer: Authorizer, logger: Logger,
-        clock: @escaping @Sendable () -> Double
+        configuration: PortcullisConfiguration, authorizer: Authorizer, metrics: ProxyMetrics, logger: Logger,
+        accessLogger: Logger? = nil, clock: @escaping @Sendable () -> Double
     ) throws(ProxyStartupError) {
         guard let address = UpstreamAddress(url: configuration.upstream.url) else {
             throw ProxyStartupError("upstream must be an http://host:port URL")
@@ -44,6 +47,8 @@ public struct ProxySettings: Sendable {
         tokenCacheCapacity = 16_384
         self.clock = clock
         self.logger = logger
+        self.accessLogger = accessLogger ?? logger
+        self.metrics = metrics
     }
 }
 
