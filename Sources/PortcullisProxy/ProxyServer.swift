@@ -89,7 +89,7 @@ enum ServerPipeline {
     static let decoderName = "request-decoder"
     /// Removed when a connection is upgraded, before the decoder (whose leftover bytes go to the glue).
     static let handlerNamesBeforeUpgrade = [
-        "head-deadline", "idle", "response-encoder", "pipelining", "protocol-errors",
+        "head-deadline", "response-encoder", "protocol-errors",
     ]
 
     static func configure(_ channel: any Channel, settings: ProxySettings, loop: LoopState) throws {
@@ -100,12 +100,11 @@ enum ServerPipeline {
         limits.maxHeaderFieldSize = settings.gate.maxHeaderBytes
         try pipeline.addHandler(HeadDeadlineHandler(deadline: deadline), name: "head-deadline")
         try pipeline.addHandler(
-            IdleStateHandler(allTimeout: settings.idleTimeout), name: "idle")
-        try pipeline.addHandler(
             ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits)),
             name: decoderName)
         try pipeline.addHandler(HTTPResponseEncoder(), name: "response-encoder")
-        try pipeline.addHandler(HTTPServerPipelineHandler(), name: "pipelining")
+        // No HTTPServerPipelineHandler: ClientConnection queues pipelined requests itself, which keeps reads
+        // flowing between requests (the handler pauses them after every request, two epoll_ctl calls each).
         try pipeline.addHandler(ProtocolErrorHandler(metrics: settings.metrics), name: "protocol-errors")
         try pipeline.addHandler(ClientConnection(settings: settings, loop: loop, headDeadline: deadline))
     }

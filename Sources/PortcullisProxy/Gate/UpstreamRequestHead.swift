@@ -42,14 +42,12 @@ public enum UpstreamRequestHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + identityHeaders.count + 4)
         var forwardedFor: [String] = []
-        var isChunked = false
+        // The gate admits only `chunked`; a chunked body never also carries a length (RFC 9112 §6.3).
+        let isChunked = head.headers.contains(name: "transfer-encoding")
         var host: String?
         for (name, value) in head.headers {
             let lowered = name.lowercased()
-            if lowered == "transfer-encoding" {
-                isChunked = true
-                continue
-            }
+            if lowered == "transfer-encoding" || (isChunked && lowered == "content-length") { continue }
             if lowered == "x-forwarded-for" {
                 forwardedFor.append(value)
                 continue

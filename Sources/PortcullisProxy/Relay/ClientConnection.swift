@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import PortcullisCore
+import Synchronization
 
 /// One client connection, after the HTTP decoder and the pipelining handler: it decides each request at its
 /// head, then either answers it or relays it, streaming, to an upstream connection from its loop's pool.
@@ -26,6 +27,15 @@ final class ClientConnection {
     private var bufferedWhileDeciding: [HTTPServerRequestPart] = []
     /// What the access log and the metrics say of the request in flight.
     private var record: RequestRecord?
+    /// Parts of pipelined requests that arrived while an earlier one was in flight, in order. Reads stop
+    /// while any are queued, so this holds at most what one read delivered.
+    private var pipelined: [HTTPServerRequestPart] = []
+    /// The last time bytes moved for this connection, for the idle timeout.
+    private var lastActivity = NIODeadline.now()
+    /// The one timer of this connection: it checks the idle and upstream-response deadlines when it fires and
+    /// re-arms itself for the nearest, so no request schedules or cancels a timer of its own.
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
 
     private enum State {
         case idle
@@ -61,7 +71,8 @@ final class ClientConnection {
         var responseStarted = false
         /// A `101` was relayed; at its `.end` both connections become raw.
         var switching = false
-        var timeout: Scheduled<Void>?
+        /// When the upstream must have started its response; nil once it has (or before the request is sent).
+        var responseDeadline: NIODeadline?
 
         init(request: Request, upstreamHead: HTTPRequestHead, isUpgrade: Bool) {
             self.request = request
@@ -175,7 +186,11 @@ extension ClientConnection {
             headDeadline.awaitNextHead()
         }
         ResponseWriting.write(response, closing: closing, context: context)
-        if closing { context.close(promise: nil) }
+        if closing {
+            context.close(promise: nil)
+        } else {
+            drainPipelined()
+        }
     }
 
     private func close(context: ChannelHandlerContext) {
@@ -226,19 +241,61 @@ extension ClientConnection {
         exchange.buffered.removeAll()
         upstream.flush()
         if exchange.isUpgrade || exchange.requestEnded { armTimeout(exchange) }
+        if let deadline = exchange.responseDeadline { rescheduleTimer(ifLaterThan: deadline) }
         readIfPending()
     }
 
     private func armTimeout(_ exchange: Exchange) {
-        guard exchange.timeout == nil, let context else { return }
-        exchange.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: settings.upstreamTimeout) {
-            [weak self, weak exchange] in
-            guard let self, let exchange, case .relaying(let current) = self.state, current === exchange,
-                !exchange.responseStarted
-            else { return }
-            exchange.upstream?.close()
-            exchange.upstream = nil
-            self.answer(.upstreamTimeout, head: exchange.request.head, hasBody: !exchange.requestEnded)
+        guard exchange.responseDeadline == nil, !exchange.responseStarted else { return }
+        exchange.responseDeadline = .now() + settings.upstreamTimeout
+    }
+
+    /// Makes sure the timer fires by `deadline`. The idle timeout is longer than the upstream timeout by
+    /// default, so this rarely reschedules; when it must, it is once per request at most.
+    private func rescheduleTimer(ifLaterThan deadline: NIODeadline) {
+        if timer != nil, let current = timerDeadline, current <= deadline { return }
+        timer?.cancel()
+        timer = nil
+        scheduleTimer(at: deadline)
+    }
+
+    /// Arms the connection's timer for `deadline` unless it already fires sooner.
+    private func scheduleTimer(at deadline: NIODeadline) {
+        guard timer == nil, let context else { return }
+        timerDeadline = deadline
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            self?.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timer = nil
+        guard let context else { return }
+        let now = NIODeadline.now()
+        if case .relaying(let exchange) = state, !exchange.responseStarted, let deadline = exchange.responseDeadline {
+            if deadline <= now {
+                exchange.responseDeadline = nil
+                exchange.upstream?.close()
+                exchange.upstream = nil
+                answer(.upstreamTimeout, head: exchange.request.head, hasBody: !exchange.requestEnded)
+            } else {
+                // Waiting on the upstream: its timeout applies, not the idle one.
+                scheduleTimer(at: deadline)
+                return
+            }
+        }
+        switch state {
+        case .closed, .upgraded:
+            return
+        default:
+            break
+        }
+        let idleDeadline = lastActivity + settings.idleTimeout
+        if idleDeadline <= now {
+            // Nothing moved either way for the idle timeout.
+            close(context: context)
+        } else {
+            scheduleTimer(at: idleDeadline)
         }
     }
 
@@ -253,6 +310,7 @@ extension ClientConnection {
             exchange.requestEnded = true
             upstream.write(.end(trailers), flush: true)
             armTimeout(exchange)
+            if let deadline = exchange.responseDeadline { rescheduleTimer(ifLaterThan: deadline) }
         }
     }
 
@@ -280,7 +338,8 @@ extension ClientConnection {
     }
 
     private var shouldRead: Bool {
-        switch state {
+        if !pipelined.isEmpty { return false }
+        return switch state {
         case .idle: true
         case .deciding: false
         case .relaying(let exchange): exchange.upstream?.isWritable ?? false
@@ -300,7 +359,7 @@ extension ClientConnection {
     /// The bookkeeping comes before the write: writing the end lets the pipelining handler deliver the next
     /// request's head at once, re-entrantly, and it must find this connection idle.
     private func finish(_ exchange: Exchange, trailers: HTTPHeaders?, context: ChannelHandlerContext) {
-        exchange.timeout?.cancel()
+        exchange.responseDeadline = nil
         complete(status: record?.status ?? 0, reason: nil)
         if let upstream = exchange.upstream {
             exchange.upstream = nil
@@ -322,13 +381,16 @@ extension ClientConnection {
         if closing {
             context.close(promise: nil)
         } else {
+            drainPipelined()
             readIfPending()
         }
     }
 
     /// After a `101`: this connection and the upstream one become one raw byte stream.
     private func switchToRaw(_ exchange: Exchange, upstream: UpstreamConnection, context: ChannelHandlerContext) {
-        exchange.timeout?.cancel()
+        exchange.responseDeadline = nil
+        timer?.cancel()
+        timer = nil
         complete(status: 101, reason: nil)
         state = .upgraded
         let (clientGlue, upstreamGlue) = GlueHandler.matchedPair()
@@ -359,6 +421,7 @@ extension ClientConnection {
 extension ClientConnection: UpstreamExchangeDelegate {
     func upstreamReceived(_ part: HTTPClientResponsePart) {
         guard let context, case .relaying(let exchange) = state, let upstream = exchange.upstream else { return }
+        lastActivity = .now()
         switch part {
         case .head(let head):
             if head.status.code < 200 && head.status != .switchingProtocols {
@@ -367,7 +430,7 @@ extension ClientConnection: UpstreamExchangeDelegate {
                 return
             }
             exchange.responseStarted = true
-            exchange.timeout?.cancel()
+            exchange.responseDeadline = nil
             if let started = record?.upstreamStarted {
                 let elapsed = (NIODeadline.now() - started).nanoseconds
                 record?.upstreamNanoseconds = elapsed
@@ -410,8 +473,7 @@ extension ClientConnection: UpstreamExchangeDelegate {
     func upstreamClosed(error: (any Error)?) {
         guard let context, case .relaying(let exchange) = state else { return }
         exchange.upstream = nil
-        exchange.timeout?.cancel()
-        exchange.timeout = nil
+        exchange.responseDeadline = nil
         if exchange.responseStarted {
             // Part of the response is out; the client can only learn of the failure by the connection closing.
             complete(status: record?.status ?? 0, reason: "upstream_aborted")
@@ -463,6 +525,8 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         clientAddress = context.channel.remoteAddress?.ipAddress
+        lastActivity = .now()
+        scheduleTimer(at: lastActivity + settings.idleTimeout)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -470,7 +534,26 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastActivity = .now()
         let part = Self.unwrapInboundIn(data)
+        if !pipelined.isEmpty {
+            pipelined.append(part)
+            return
+        }
+        if case .head = part, !isIdle {
+            // A pipelined request: it waits, in order, until the one in flight is answered.
+            pipelined.append(part)
+            return
+        }
+        dispatch(part, context: context)
+    }
+
+    private var isIdle: Bool {
+        if case .idle = state { return true }
+        return false
+    }
+
+    private func dispatch(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch (state, part) {
         case (.idle, .head(let head)):
             discardingBody = false
@@ -491,8 +574,18 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
                 discardingBody = false
             }
         default:
-            // A head while another request is in flight cannot happen behind the pipelining handler.
             close(context: context)
+        }
+    }
+
+    /// Takes queued pipelined parts, in order, as far as the connection can take them: up to the next head
+    /// that arrives while a request is in flight.
+    private func drainPipelined() {
+        guard let context else { return }
+        while let part = pipelined.first {
+            if case .head = part, !isIdle { return }
+            pipelined.removeFirst()
+            dispatch(part, context: context)
         }
     }
 
@@ -518,23 +611,16 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         headDeadline.cancel()
+        timer?.cancel()
+        timer = nil
         if record != nil { complete(status: record?.status ?? 0, reason: "client_closed") }
         if case .relaying(let exchange) = state {
-            exchange.timeout?.cancel()
+            exchange.responseDeadline = nil
             exchange.upstream?.close()
             exchange.upstream = nil
         }
         state = .closed
         context.fireChannelInactive()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            // Nothing moved either way for the idle timeout.
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -607,11 +693,15 @@ struct RequestRecord {
         {
             return header
         }
-        var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        return hex(high) + hex(low)
+        // A random prefix per process and a counter: unique without a getrandom() per request.
+        return processPrefix + hex(counter.wrappingAdd(1, ordering: .relaxed).newValue)
     }
+
+    private static let processPrefix: String = {
+        var generator = SystemRandomNumberGenerator()
+        return String(hex(generator.next() as UInt64).prefix(12))
+    }()
+    private static let counter = Atomic<UInt64>(0)
 
     private static func hex(_ value: UInt64) -> String {
         let digits = String(value, radix: 16)
