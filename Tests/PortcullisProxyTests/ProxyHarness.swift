@@ -4,6 +4,8 @@ import PortcullisConfig
 import PortcullisCore
 import PortcullisProxy
 import PortcullisTestSupport
+import Synchronization
+import Testing
 
 /// A proxy under test, in this process, between a real client socket and a real upstream: the echo upstream
 /// (Tests/Support/echo_upstream.py) behind it, and the scriptable JWKS server (Tests/Support/jwks_server.py)
@@ -18,6 +20,9 @@ final class ProxyHarness: Sendable {
     static let audience = "api"
 
     var port: Int { proxy.port }
+    var adminPort: Int { proxy.admin?.port ?? 0 }
+    /// Every token this harness minted, so `stop` can check that none reached a log.
+    private let minted = Mutex<[String]>([])
 
     private init(jwks: JWKSTestServer, upstream: EchoUpstream, proxy: ProxyInstance, logs: CapturedLogs) {
         self.jwks = jwks
@@ -71,16 +76,17 @@ final class ProxyHarness: Sendable {
     }
 
     static func start(
-        jwks: JWKSTestServer, upstream: EchoUpstream, upstreamURL: String,
+        jwks: JWKSTestServer, upstream: EchoUpstream, upstreamURL: String, waitForReady: Bool = true,
         adjust: (inout [String: Any]) -> Void = { _ in }
     ) async throws -> ProxyHarness {
         let configuration = try configuration(
             upstreamURL: upstreamURL, jwksURL: jwks.baseURL + "/jwks.json", adjust: adjust)
         let logs = CapturedLogs()
         let proxy = try await ProxyInstance.start(
-            configuration: configuration, logger: logs.logger, listen: ("127.0.0.1", 0))
+            configuration: configuration, logger: logs.logger, listen: ("127.0.0.1", 0),
+            adminListen: ("127.0.0.1", 0))
         let deadline = ContinuousClock.now + .seconds(30)
-        while !proxy.authenticator.isReady && ContinuousClock.now < deadline {
+        while waitForReady && !proxy.authenticator.isReady && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
         return ProxyHarness(jwks: jwks, upstream: upstream, proxy: proxy, logs: logs)
@@ -95,7 +101,31 @@ final class ProxyHarness: Sendable {
         var claims: [String: Any] = ["iss": Self.issuer, "aud": Self.audience, "sub": sub]
         if let role { claims["role"] = role }
         claims.merge(extra) { $1 }
-        return try jwks.mint(claims, ttl: ttl)
+        let token = try jwks.mint(claims, ttl: ttl)
+        minted.withLock { $0.append(token) }
+        return token
+    }
+
+    /// The log lines, with their metadata, as one text per record.
+    var logText: [String] {
+        logs.records.map { record in
+            ([record.message] + record.metadata.map { "\($0.key)=\($0.value)" }).joined(separator: " ")
+        }
+    }
+
+    /// Fails the running test when a token (or its signature, or its payload) this harness minted appears
+    /// in any log line, at any level.
+    func expectNoTokensInLogs(sourceLocation: SourceLocation = #_sourceLocation) {
+        let lines = logText
+        for token in minted.withLock({ $0 }) {
+            let parts = token.split(separator: ".")
+            for secret in [token[...]] + parts.dropFirst() where secret.count > 16 {
+                if let line = lines.first(where: { $0.contains(secret) }) {
+                    Issue.record(
+                        "a token part appears in the logs: \(line.prefix(120))", sourceLocation: sourceLocation)
+                }
+            }
+        }
     }
 
     /// One request on a fresh connection.
@@ -112,6 +142,7 @@ final class ProxyHarness: Sendable {
     }
 
     func stop() async {
+        expectNoTokensInLogs()
         await proxy.stop()
         upstream.stop()
         jwks.stop()
