@@ -25,6 +25,18 @@ public struct PortcullisConfiguration: Sendable {
     /// `host:port` of the admin listener (`/healthz`, `/readyz`, `/metrics`); nil for none. Separate from the
     /// proxy's port so that it never faces the public.
     public var adminListen: (host: String, port: Int)?
+    public var mode: Mode = .proxy
+    /// How long a graceful shutdown (SIGTERM, SIGINT) lets requests in flight finish.
+    public var drainTimeout: Double = 15
+
+    /// What the listener is.
+    public enum Mode: String, Sendable, Hashable, CaseIterable {
+        /// A reverse proxy in front of `upstream`.
+        case proxy
+        /// A decision endpoint for nginx `auth_request`, Traefik `forwardAuth`, Caddy `forward_auth` and Envoy
+        /// `ext_authz` (HTTP): 200 with the identity headers, or the refusal. No upstream.
+        case forwardAuth = "forward_auth"
+    }
 
     /// The backend requests are relayed to.
     public struct Upstream: Sendable, Hashable {
@@ -71,7 +83,8 @@ public struct PortcullisConfiguration: Sendable {
 
     static let topLevelKeys: Set<String> = [
         "listen", "upstream", "token_sources", "providers", "issuer", "audiences", "algorithms", "require_exp",
-        "clock_skew", "role_claim_key", "anonymous_role", "forward", "rules", "error_format", "limits", "admin",
+        "clock_skew", "role_claim_key", "anonymous_role", "forward", "rules", "error_format", "limits", "admin", "mode",
+        "drain_timeout",
     ]
 
     /// Reads a configuration document.
@@ -107,7 +120,20 @@ public struct PortcullisConfiguration: Sendable {
                 reader.fail("listen", "must be host:port, e.g. \"127.0.0.1:8080\"")
             }
         }
-        configuration.upstream = reader.upstream() ?? Upstream(url: "")
+        if let drain = reader.duration("drain_timeout", minimum: 0) { configuration.drainTimeout = drain }
+        if let mode = reader.string("mode") {
+            if let parsed = Mode(rawValue: mode) {
+                configuration.mode = parsed
+            } else {
+                reader.fail("mode", "must be \"proxy\" or \"forward_auth\"")
+            }
+        }
+        if configuration.mode == .forwardAuth && root["upstream"] == nil {
+            // Forward-auth answers itself; a placeholder keeps the type simple and is never dialled.
+            configuration.upstream = Upstream(url: "http://127.0.0.1:9")
+        } else {
+            configuration.upstream = reader.upstream() ?? Upstream(url: "")
+        }
         configuration.anonymousRole = reader.string("anonymous_role")
         if let format = reader.string("error_format") {
             if let parsed = AuthDecision.ErrorFormat(rawValue: format) {
@@ -131,7 +157,9 @@ public struct PortcullisConfiguration: Sendable {
     /// A few lines for `portcullis check`.
     public var summary: String {
         var lines = [
-            "listen \(listen.host):\(listen.port) → upstream \(upstream.url)",
+            mode == .forwardAuth
+                ? "listen \(listen.host):\(listen.port), forward-auth mode (decisions only, no upstream)"
+                : "listen \(listen.host):\(listen.port) → upstream \(upstream.url)",
             "tokens from: \(tokenSources.map(\.description).joined(separator: ", "))",
         ]
         for provider in providers {

@@ -1,7 +1,7 @@
 public import PortcullisCore
 
 /// One identity provider: where its keys come from, and what its tokens must satisfy.
-public struct ProviderConfiguration: Sendable {
+public struct ProviderConfiguration: Sendable, Equatable {
     /// Where the keys come from. Exactly one per provider.
     public enum KeySource: Sendable, Hashable {
         /// A JWKS at an `https://`, `http://` or `file://` URL, fetched with libcurl and refreshed.

@@ -14,17 +14,41 @@ public struct ProviderReadiness: Sendable, Hashable {
 public final class TokenAuthenticator: Sendable {
     public let sources: [KeySource]
     private let router: ProviderRouter
+    /// The sources taken over from a previous authenticator (a reload): already started, and kept running.
+    private let inherited: Set<ObjectIdentifier>
 
-    public init(providers: [ProviderConfiguration], fetcher: any DocumentFetcher, logger: Logger) {
-        self.sources = providers.map { KeySource(configuration: $0, fetcher: fetcher, logger: logger) }
+    /// - Parameter previous: on a reload, the running authenticator. A provider whose configuration did not
+    ///   change keeps its key source (its keys, its refresh schedule): nothing is refetched.
+    public init(
+        providers: [ProviderConfiguration], fetcher: any DocumentFetcher, logger: Logger,
+        reusing previous: TokenAuthenticator? = nil
+    ) {
+        var inherited: Set<ObjectIdentifier> = []
+        self.sources = providers.map { configuration in
+            if let kept = previous?.sources.first(where: { $0.configuration == configuration }) {
+                inherited.insert(ObjectIdentifier(kept))
+                return kept
+            }
+            return KeySource(configuration: configuration, fetcher: fetcher, logger: logger)
+        }
+        self.inherited = inherited
         // A discovery provider without a configured issuer is routed as issuer-less: its issuer is only
         // known after the first fetch, and routing must not change under a running proxy.
         self.router = ProviderRouter(issuers: providers.map(\.issuer))
     }
 
-    public func start() { sources.forEach { $0.start() } }
+    /// Starts the sources this authenticator made (inherited ones are running already).
+    public func start() {
+        for source in sources where !inherited.contains(ObjectIdentifier(source)) { source.start() }
+    }
 
     public func stop() { sources.forEach { $0.stop() } }
+
+    /// After a reload to `successor`: stops the sources it did not take over.
+    public func stop(keeping successor: TokenAuthenticator) {
+        let kept = Set(successor.sources.map(ObjectIdentifier.init))
+        for source in sources where !kept.contains(ObjectIdentifier(source)) { source.stop() }
+    }
 
     /// Ready when every provider holds a usable key set.
     public var isReady: Bool { sources.allSatisfy(\.isReady) }

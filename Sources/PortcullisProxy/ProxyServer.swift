@@ -5,26 +5,72 @@ public import NIOPosix
 import Synchronization
 
 /// The listening side: one event loop per core, each with its own upstream pool and token cache.
+///
+/// The settings can be replaced while it runs (a reload): a new connection takes the settings current when
+/// it is accepted, and keeps them to its end, so in-flight requests finish under the policy that admitted
+/// them.
 public final class ProxyServer: Sendable {
-    public let settings: ProxySettings
     let group: MultiThreadedEventLoopGroup
     private let ownsGroup: Bool
-    private let loopStates: [ObjectIdentifier: LoopState]
+    private let current: Mutex<Generation>
+    /// Every generation's loop states that may still have connections: drained and closed on shutdown.
+    private let allLoopStates = Mutex<[LoopState]>([])
     private let openConnections = Atomic<Int>(0)
     private let listener = Mutex<(any Channel)?>(nil)
 
+    /// Settings and the per-loop state made for them.
+    private struct Generation: Sendable {
+        let settings: ProxySettings
+        let loopStates: [ObjectIdentifier: LoopState]
+    }
+
     public init(settings: ProxySettings, group: MultiThreadedEventLoopGroup? = nil) {
-        self.settings = settings
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         ownsGroup = group == nil
+        let generation = Self.generation(settings, group: self.group, previous: nil)
+        current = Mutex(generation)
+        allLoopStates.withLock { $0 = Array(generation.loopStates.values) }
+    }
+
+    private static func generation(
+        _ settings: ProxySettings, group: MultiThreadedEventLoopGroup, previous: Generation?
+    ) -> Generation {
         var states: [ObjectIdentifier: LoopState] = [:]
-        for loop in self.group.makeIterator() {
-            let pool = UpstreamPool(
-                eventLoop: loop, address: settings.upstream, connectTimeout: settings.connectTimeout,
-                maxIdle: settings.maxIdleUpstreamConnections)
+        for loop in group.makeIterator() {
+            let pool: UpstreamPool
+            if let previous, let old = previous.loopStates[ObjectIdentifier(loop)],
+                previous.settings.upstream == settings.upstream,
+                previous.settings.connectTimeout == settings.connectTimeout,
+                previous.settings.maxIdleUpstreamConnections == settings.maxIdleUpstreamConnections
+            {
+                // Same upstream: the warm connections carry on.
+                pool = old.pool
+            } else {
+                pool = UpstreamPool(
+                    eventLoop: loop, address: settings.upstream, connectTimeout: settings.connectTimeout,
+                    maxIdle: settings.maxIdleUpstreamConnections)
+            }
+            // A new token cache always: the policy that judged the cached tokens may have changed.
             states[ObjectIdentifier(loop)] = LoopState(pool: pool, tokenCacheCapacity: settings.tokenCacheCapacity)
         }
-        loopStates = states
+        return Generation(settings: settings, loopStates: states)
+    }
+
+    /// The settings new connections get.
+    public var settings: ProxySettings { current.withLock { $0.settings } }
+
+    /// Replaces the settings for connections accepted from now on. Pools whose upstream changed are retired:
+    /// their idle connections close, and connections returned to them later are closed instead of parked.
+    public func replaceSettings(_ settings: ProxySettings) {
+        let (previous, next) = current.withLock { generation in
+            let previous = generation
+            generation = Self.generation(settings, group: group, previous: previous)
+            return (previous, generation)
+        }
+        allLoopStates.withLock { $0.append(contentsOf: next.loopStates.values) }
+        for (key, old) in previous.loopStates where next.loopStates[key]?.pool !== old.pool {
+            old.pool.eventLoop.execute { old.pool.retire() }
+        }
     }
 
     /// The address actually bound (port 0 picks a free one).
@@ -48,16 +94,33 @@ public final class ProxyServer: Sendable {
         listener.withLock { $0 = channel }
     }
 
-    /// Stops listening, closes every connection, and (when it made them) stops the event loops.
-    public func stop() async throws {
+    /// Graceful shutdown: stops accepting, lets requests in flight finish (idle keep-alive connections close
+    /// at once, busy ones after their response), and after `timeout` closes whatever is left.
+    public func drain(timeout: Duration) async {
         let channel = listener.withLock { channel in
             defer { channel = nil }
             return channel
         }
         try? await channel?.close()
-        for loop in group.makeIterator() {
-            guard let state = loopStates[ObjectIdentifier(loop)] else { continue }
-            try? await loop.submit { state.pool.closeAll() }.get()
+        let states = allLoopStates.withLock { $0 }
+        for state in states {
+            state.pool.eventLoop.execute { state.drainConnections() }
+        }
+        let deadline = ContinuousClock.now + timeout
+        while connectionCount > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        for state in states {
+            state.pool.eventLoop.execute { state.closeConnections() }
+        }
+    }
+
+    /// Stops listening, closes every connection, and (when it made them) stops the event loops.
+    public func stop() async throws {
+        await drain(timeout: .zero)
+        let states = allLoopStates.withLock { $0 }
+        for state in states {
+            try? await state.pool.eventLoop.submit { state.pool.closeAll() }.get()
         }
         if ownsGroup { try await group.shutdownGracefully() }
     }
@@ -67,7 +130,8 @@ public final class ProxyServer: Sendable {
         channel.closeFuture.whenComplete { [self] _ in
             openConnections.wrappingSubtract(1, ordering: .relaxed)
         }
-        if count > settings.maxConnections {
+        let generation = current.withLock { $0 }
+        if count > generation.settings.maxConnections {
             // Over the limit: a short answer and the door closed, before any parsing.
             let body = #"{"error":"too_many_connections","message":"The proxy is at its connection limit"}"#
             var buffer = channel.allocator.buffer(capacity: 160)
@@ -77,10 +141,10 @@ public final class ProxyServer: Sendable {
             channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
             return
         }
-        guard let state = loopStates[ObjectIdentifier(channel.eventLoop)] else {
+        guard let state = generation.loopStates[ObjectIdentifier(channel.eventLoop)] else {
             throw ProxyStartupError("connection on an unknown event loop")
         }
-        try ServerPipeline.configure(channel, settings: settings, loop: state)
+        try ServerPipeline.configure(channel, settings: generation.settings, loop: state)
     }
 }
 

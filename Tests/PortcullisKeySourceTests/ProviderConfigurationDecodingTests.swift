@@ -114,10 +114,11 @@ struct ProviderConfigurationDecodingTests {
         let blocks = readme.components(separatedBy: "```json\n").dropFirst().map {
             $0.components(separatedBy: "```")[0]
         }
-        let example = try #require(blocks.first { $0.contains("\"providers\"") })
+        // The "Key sources" section's example: the one naming all four providers.
+        let example = try #require(blocks.first { $0.contains("\"providers\"") && $0.contains("\"supabase\"") })
         let providers = try decode(example, environment: ["SUPABASE_JWT_SECRET": String(repeating: "s", count: 40)])
             .get()
-        #expect(providers.map(\.name) == ["auth0", "keycloak", "kratos", "supabase"])
+        try #require(providers.map(\.name) == ["auth0", "keycloak", "kratos", "supabase"])
         #expect(providers[1].roleClaim != providers[0].roleClaim)
         #expect(providers[0].audiences == ["my-client-id"] && providers[1].audiences == ["account"])
     }

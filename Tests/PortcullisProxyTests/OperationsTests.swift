@@ -137,4 +137,59 @@ struct OperationsTests {
         // `stop` checks every log line against every token minted here.
         await harness.stop()
     }
+
+    @Test("a reload that changes the audience: new requests are judged by it, a request in flight finishes")
+    func reloadWithRequestInFlight() async throws {
+        let harness = try await ProxyHarness.start()
+        let oldAudience = try harness.token()
+        let newAudience = try harness.jwks.mint(["iss": ProxyHarness.issuer, "aud": "api-v2", "role": "webuser"])
+        let fetchesBefore = try harness.jwks.jwksRequestCount()
+
+        // A slow request, admitted under the old audience, still running during the reload.
+        let slow = Task { try await harness.request("/slow/1.5", headers: [harness.bearer(oldAudience)]) }
+        try await Task.sleep(for: .milliseconds(300))
+        let configuration = try ProxyHarness.configuration(
+            upstreamURL: harness.upstream.baseURL, jwksURL: harness.jwks.baseURL + "/jwks.json"
+        ) { object in
+            var providers = object["providers"] as! [[String: Any]]
+            providers[0]["audiences"] = ["api-v2"]
+            object["providers"] = providers
+        }
+        try harness.proxy.reload(configuration, logger: harness.logs.logger)
+
+        #expect(try await slow.value.status == 200)
+        let refused = try await harness.request("/items", headers: [harness.bearer(oldAudience)])
+        #expect(refused.status == 401)
+        #expect(refused.json?["error"] == "audience_mismatch")
+        #expect(try await harness.request("/items", headers: [harness.bearer(newAudience)]).status == 200)
+        // The provider changed (its audience), so its keys were fetched anew.
+        #expect(try harness.jwks.jwksRequestCount() > fetchesBefore)
+
+        // A reload that leaves the provider alone keeps its keys: no fetch.
+        let fetchesAfter = try harness.jwks.jwksRequestCount()
+        let rulesOnly = try ProxyHarness.configuration(
+            upstreamURL: harness.upstream.baseURL, jwksURL: harness.jwks.baseURL + "/jwks.json"
+        ) { object in
+            var providers = object["providers"] as! [[String: Any]]
+            providers[0]["audiences"] = ["api-v2"]
+            object["providers"] = providers
+            object["rules"] = [["path": "/*", "auth": "optional"]]
+        }
+        try harness.proxy.reload(rulesOnly, logger: harness.logs.logger)
+        #expect(try await harness.request("/items").echoedRequest?.header("X-Postgres-Role") == "anon")
+        #expect(try harness.jwks.jwksRequestCount() == fetchesAfter)
+        #expect(try await harness.request("/items", headers: [harness.bearer(newAudience)]).status == 200)
+        await harness.stop()
+    }
+
+    @Test("a reload that would move the listener is refused and the running configuration stays")
+    func reloadOfListenRefused() async throws {
+        let harness = try await ProxyHarness.start()
+        var moved = try ProxyHarness.configuration(
+            upstreamURL: harness.upstream.baseURL, jwksURL: harness.jwks.baseURL + "/jwks.json")
+        moved.listen = ("127.0.0.1", 1)
+        #expect(throws: (any Error).self) { try harness.proxy.reload(moved, logger: harness.logs.logger) }
+        #expect(try await harness.request("/items").status == 401)
+        await harness.stop()
+    }
 }

@@ -72,4 +72,113 @@ struct ServeCommandTests {
         }
         #expect(status == 0)
     }
+
+    @Test("SIGHUP: a bad configuration is refused and the old one serves; a good one is swapped in")
+    func sighupReload() async throws {
+        let server = try await Self.startBinary(rules: [["path": "/*", "auth": "required"]])
+        defer { server.stop() }
+        #expect(try await RawHTTPConnection.request(port: server.port, target: "/items").status == 401)
+
+        try Data(#"{"listen": "127.0.0.1:1", "colour": "blue"}"#.utf8).write(to: server.file)
+        kill(server.process.processIdentifier, SIGHUP)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(server.process.isRunning)
+        #expect(try await RawHTTPConnection.request(port: server.port, target: "/items").status == 401)
+
+        try server.writeConfiguration(rules: [["path": "/*", "auth": "optional"]])
+        kill(server.process.processIdentifier, SIGHUP)
+        var status = 0
+        let deadline = ContinuousClock.now + .seconds(10)
+        while status != 200 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            status = try await RawHTTPConnection.request(port: server.port, target: "/items").status
+        }
+        #expect(status == 200)
+        let log = server.log()
+        #expect(log.contains("reload refused"))
+        #expect(log.contains("colour: unknown key"))
+        #expect(log.contains("reloaded"))
+    }
+
+    @Test("SIGTERM during a slow request: it finishes, new connections are refused, and the exit status is 0")
+    func sigtermDrains() async throws {
+        let server = try await Self.startBinary(rules: [["path": "/*", "auth": "optional"]])
+        defer { server.stop() }
+        let slow = Task { try await RawHTTPConnection.request(port: server.port, target: "/slow/1.5") }
+        try await Task.sleep(for: .milliseconds(400))
+        kill(server.process.processIdentifier, SIGTERM)
+        try await Task.sleep(for: .milliseconds(300))
+        await #expect(throws: (any Error).self) {
+            try await RawHTTPConnection.request(port: server.port, target: "/items", timeout: 2)
+        }
+        #expect(try await slow.value.status == 200)
+        let status = try await offPool {
+            server.process.waitUntilExit()
+            return server.process.terminationStatus
+        }
+        #expect(status == 0)
+    }
+
+    /// The built binary serving a config file of its own in front of an echo upstream.
+    final class RunningBinary: @unchecked Sendable {
+        let process = Process()
+        let file: URL
+        let logFile: URL
+        let port: Int
+        let upstream: EchoUpstream
+
+        init(port: Int, upstream: EchoUpstream) {
+            self.port = port
+            self.upstream = upstream
+            file = FileManager.default.temporaryDirectory.appendingPathComponent("portcullis-\(UUID()).json")
+            logFile = FileManager.default.temporaryDirectory.appendingPathComponent("portcullis-\(UUID()).log")
+        }
+
+        func writeConfiguration(rules: [[String: Any]]) throws {
+            let configuration: [String: Any] = [
+                "listen": "127.0.0.1:\(port)", "upstream": upstream.baseURL,
+                "providers": [["name": "local", "secret_env": "PORTCULLIS_TEST_SECRET"]],
+                "rules": rules, "drain_timeout": "10s",
+            ]
+            try JSONSerialization.data(withJSONObject: configuration).write(to: file)
+        }
+
+        func log() -> String {
+            (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
+        }
+
+        func stop() {
+            if process.isRunning { process.terminate() }
+            upstream.stop()
+            try? FileManager.default.removeItem(at: file)
+            try? FileManager.default.removeItem(at: logFile)
+        }
+    }
+
+    static func startBinary(rules: [[String: Any]]) async throws -> RunningBinary {
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build the package first")
+        let upstream = try await EchoUpstream.start()
+        let server = RunningBinary(port: try await offPool { try freePort() }, upstream: upstream)
+        try server.writeConfiguration(rules: rules)
+        FileManager.default.createFile(atPath: server.logFile.path, contents: nil)
+        server.process.executableURL = binary
+        server.process.arguments = ["serve", "--config", server.file.path]
+        server.process.environment = ["PORTCULLIS_TEST_SECRET": String(repeating: "k", count: 48)]
+        server.process.standardOutput = FileHandle.nullDevice
+        server.process.standardError = try FileHandle(forWritingTo: server.logFile)
+        try server.process.run()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if (try? await RawHTTPConnection.request(port: server.port, target: "/health", timeout: 2)) != nil {
+                return server
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        server.stop()
+        throw ServeFailure(description: "the binary never answered: \(server.log())")
+    }
+
+    struct ServeFailure: Error, CustomStringConvertible {
+        let description: String
+    }
 }

@@ -56,6 +56,15 @@ public final class NginxUpstream: @unchecked Sendable {
         try await DedicatedThread.runDetached(name: "NginxUpstream.start") { try launch(root: root) }
     }
 
+    /// nginx with another configuration template (placeholders as in Tests/Support/nginx_upstream.conf.template,
+    /// plus `substitutions`). `GET /` must answer 200 with a body starting with `role=`: that is how readiness
+    /// is told.
+    public static func start(template: String, substitutions: [String: String]) async throws -> NginxUpstream {
+        try await DedicatedThread.runDetached(name: "NginxUpstream.start") {
+            try launch(root: nil, template: template, substitutions: substitutions)
+        }
+    }
+
     /// `start(root:)`, blocking the calling thread.
     public static func start(root: URL? = nil) throws -> NginxUpstream {
         try launch(root: root)
@@ -69,10 +78,12 @@ public final class NginxUpstream: @unchecked Sendable {
 
     private static let attempts = 5
 
-    private static func launch(root: URL?) throws -> NginxUpstream {
+    private static func launch(
+        root: URL?, template: String? = nil, substitutions: [String: String] = [:]
+    ) throws -> NginxUpstream {
         guard isAvailable else { throw ChildProcessFailure(description: "nginx is not installed at \(executablePath)") }
         let templateURL = repositoryRoot.appendingPathComponent("Tests/Support/nginx_upstream.conf.template")
-        let template = try String(contentsOf: templateURL, encoding: .utf8)
+        let template = try template ?? String(contentsOf: templateURL, encoding: .utf8)
         var failures: [String] = []
         // The free port is only known to be free when probed; another process may take it before nginx binds
         // it, and then nginx exits and a new port is tried.
@@ -88,13 +99,16 @@ public final class NginxUpstream: @unchecked Sendable {
                 guard !rootPath.contains("\""), !rootPath.contains("\\") else {
                     throw ChildProcessFailure(description: "root path \(rootPath) cannot be quoted for nginx")
                 }
-                let configuration =
+                var configuration =
                     template
                     .replacingOccurrences(of: "@PORT@", with: String(port))
                     .replacingOccurrences(
                         of: "@ROOT@", with: rootPath.hasSuffix("/") ? String(rootPath.dropLast()) : rootPath
                     )
                     .replacingOccurrences(of: "@USER_DIRECTIVE@", with: geteuid() == 0 ? "user root;" : "")
+                for (placeholder, value) in substitutions {
+                    configuration = configuration.replacingOccurrences(of: placeholder, with: value)
+                }
                 let configurationURL = prefix.appendingPathComponent("nginx.conf")
                 try configuration.write(to: configurationURL, atomically: true, encoding: .utf8)
                 let child = try StdinTiedProcess(

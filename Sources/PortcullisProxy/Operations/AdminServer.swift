@@ -15,7 +15,7 @@ public final class AdminServer: Sendable {
 
     /// What the endpoints read.
     struct Sources: Sendable {
-        let authenticator: TokenAuthenticator
+        let authenticator: @Sendable () -> TokenAuthenticator
         let metrics: ProxyMetrics
         let openConnections: @Sendable () -> Int
     }
@@ -55,7 +55,7 @@ public final class AdminServer: Sendable {
         case "/healthz":
             return (.ok, "application/json", Array(#"{"status":"alive"}"#.utf8))
         case "/readyz":
-            let readiness = sources.authenticator.readiness
+            let readiness = sources.authenticator().readiness
             let ready = readiness.allSatisfy(\.ready)
             let body = JSONValue.object([
                 "ready": .bool(ready),
@@ -71,7 +71,7 @@ public final class AdminServer: Sendable {
             return (ready ? .ok : .serviceUnavailable, "application/json", Array(body.utf8))
         case "/metrics":
             let body = sources.metrics.exposition(
-                authenticator: sources.authenticator, openConnections: sources.openConnections())
+                authenticator: sources.authenticator(), openConnections: sources.openConnections())
             return (.ok, "text/plain; version=0.0.4; charset=utf-8", body)
         default:
             return (.notFound, "application/json", Array(#"{"error":"not_found"}"#.utf8))

@@ -35,6 +35,10 @@ final class ClientConnection {
     /// The one timer of this connection: it checks the idle and upstream-response deadlines when it fires and
     /// re-arms itself for the nearest, so no request schedules or cancels a timer of its own.
     private var timer: Scheduled<Void>?
+    /// A graceful drain asked this connection to close once its request in flight is answered.
+    private var closeWhenDone = false
+    /// Kept past the handler's removal (an upgrade), so a drain can still close the connection.
+    private var channel: (any Channel)?
     private var timerDeadline: NIODeadline?
 
     private enum State {
@@ -92,9 +96,12 @@ final class ClientConnection {
 // MARK: - Deciding
 
 extension ClientConnection {
-    private func received(head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func received(head clientHead: HTTPRequestHead, context: ChannelHandlerContext) {
         headDeadline.headArrived()
         requestSerial += 1
+        // In forward-auth mode the request to judge is the one the front proxy received, which it describes
+        // in headers; the request itself (`GET /auth`, say) is only the question.
+        let head = settings.forwardAuth ? ForwardAuth.originalRequest(clientHead) : clientHead
         record = RequestRecord(head: head)
         let hasBody =
             head.headers.contains(name: "transfer-encoding")
@@ -151,6 +158,10 @@ extension ClientConnection {
         case .allow(let identity):
             record?.allowed(identity: identity)
             settings.metrics.recordDecision("allowed", reason: identity == nil ? "anonymous" : "ok")
+            if settings.forwardAuth {
+                allowWithoutRelay(identity: identity, request: request)
+                return
+            }
             let isUpgrade = UpstreamRequestHead.isUpgradeRequest(request.head)
             var upstreamHead = UpstreamRequestHead.make(
                 client: request.head, target: request.admission.upstreamTarget,
@@ -164,11 +175,15 @@ extension ClientConnection {
 
     /// Writes Portcullis's own response. When the request has a body that was not read, the connection closes
     /// after the response: the unread body would otherwise be parsed as the next request.
-    private func answer(_ response: ProxyResponse, head: HTTPRequestHead, hasBody: Bool) {
+    private func answer(
+        _ response: ProxyResponse, head: HTTPRequestHead, hasBody: Bool, recordDecision: Bool = true
+    ) {
         guard let context else { return }
         bufferedWhileDeciding.removeAll()
         var response = response
-        if response.decision == "upstream_error" {
+        if !recordDecision {
+            // Already counted as allowed.
+        } else if response.decision == "upstream_error" {
             settings.metrics.recordUpstreamError(status: response.status)
         } else {
             settings.metrics.recordDecision(response.decision, reason: response.code)
@@ -176,7 +191,7 @@ extension ClientConnection {
         }
         if let id = record?.id { response.headers.append(.init(name: "X-Request-Id", value: id)) }
         complete(status: response.status, reason: response.code)
-        let closing = hasBody || !head.isKeepAlive
+        let closing = hasBody || !head.isKeepAlive || closeWhenDone
         // State first: the write can deliver a pipelined request re-entrantly (see `finish`).
         discardingBody = true
         if closing {
@@ -191,6 +206,18 @@ extension ClientConnection {
         } else {
             drainPipelined()
         }
+    }
+
+    /// Forward-auth: the decision is the answer. 200 with the identity headers, which the front proxy copies
+    /// onto the request it relays (`auth_request_set`, `authResponseHeaders`).
+    private func allowWithoutRelay(identity: VerifiedToken?, request: Request) {
+        var headers = ForwardedIdentity.headers(
+            identity: identity, anonymousRole: settings.anonymousRole, forwarding: settings.forwarding
+        ).map { ProxyResponse.Header(name: $0.name, value: $0.value) }
+        if let id = record?.id { headers.append(.init(name: "X-Request-Id", value: id)) }
+        record?.status = 200
+        let response = ProxyResponse(status: 200, headers: headers, body: #"{"decision":"allowed"}"#, code: "ok")
+        answer(response, head: request.head, hasBody: request.hasBody, recordDecision: false)
     }
 
     private func close(context: ChannelHandlerContext) {
@@ -370,7 +397,7 @@ extension ClientConnection {
                 upstream.close()
             }
         }
-        let closing = !exchange.requestEnded || !exchange.request.head.isKeepAlive
+        let closing = !exchange.requestEnded || !exchange.request.head.isKeepAlive || closeWhenDone
         if closing {
             state = .closed
         } else {
@@ -451,7 +478,9 @@ extension ClientConnection: UpstreamExchangeDelegate {
                 return
             }
             var response = UpstreamRequestHead.clientResponseHead(head)
-            if !exchange.request.head.isKeepAlive || !exchange.requestEnded && exchange.request.hasBody {
+            if !exchange.request.head.isKeepAlive || !exchange.requestEnded && exchange.request.hasBody
+                || closeWhenDone
+            {
                 response.headers.replaceOrAdd(name: "Connection", value: "close")
             }
             context.write(NIOAny(HTTPServerResponsePart.head(response)), promise: nil)
@@ -524,6 +553,8 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        channel = context.channel
+        loop.register(self)
         clientAddress = context.channel.remoteAddress?.ipAddress
         lastActivity = .now()
         scheduleTimer(at: lastActivity + settings.idleTimeout)
@@ -610,6 +641,7 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        loop.unregister(self)
         headDeadline.cancel()
         timer?.cancel()
         timer = nil
@@ -625,6 +657,23 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+}
+
+// MARK: - Draining
+
+extension ClientConnection {
+    /// Closes now if no request is in flight, else after its response (which then says `Connection: close`).
+    func closeWhenIdle() {
+        closeWhenDone = true
+        guard let context else { return }
+        if case .idle = state, pipelined.isEmpty { close(context: context) }
+    }
+
+    /// The drain timed out: close whatever is happening.
+    func closeNow() {
+        loop.unregister(self)
+        channel?.close(promise: nil)
     }
 }
 

@@ -25,6 +25,8 @@ public struct ProxySettings: Sendable {
     /// One line per request.
     public var accessLogger: Logger
     public var metrics: ProxyMetrics
+    /// Decide and answer, never relay: the forward-auth mode.
+    public var forwardAuth: Bool
 
     public init(
         configuration: PortcullisConfiguration, authorizer: Authorizer, metrics: ProxyMetrics, logger: Logger,
@@ -49,6 +51,7 @@ public struct ProxySettings: Sendable {
         self.logger = logger
         self.accessLogger = accessLogger ?? logger
         self.metrics = metrics
+        forwardAuth = configuration.mode == .forwardAuth
     }
 }
 
@@ -66,14 +69,36 @@ extension TimeAmount {
     }
 }
 
-/// What one event loop keeps for all its connections: its upstream pool and its token cache. Made before the
-/// loops run, then touched only on its own loop (the pool checks), hence unchecked.
+/// What one event loop keeps for all its connections: its upstream pool, its token cache, and its open
+/// client connections (for a graceful drain). Made before the loops run, then touched only on its own loop
+/// (the pool checks), hence unchecked.
 final class LoopState: @unchecked Sendable {
     let pool: UpstreamPool
     var tokenCache: VerifiedTokenCache<TokenDigest>
+    private var connections: [ObjectIdentifier: ClientConnection] = [:]
+    private(set) var draining = false
 
     init(pool: UpstreamPool, tokenCacheCapacity: Int) {
         self.pool = pool
         tokenCache = VerifiedTokenCache(capacity: tokenCacheCapacity)
+    }
+
+    func register(_ connection: ClientConnection) {
+        connections[ObjectIdentifier(connection)] = connection
+        if draining { connection.closeWhenIdle() }
+    }
+
+    func unregister(_ connection: ClientConnection) {
+        connections[ObjectIdentifier(connection)] = nil
+    }
+
+    /// Every connection closes as soon as it has no request in flight.
+    func drainConnections() {
+        draining = true
+        for connection in Array(connections.values) { connection.closeWhenIdle() }
+    }
+
+    func closeConnections() {
+        for connection in Array(connections.values) { connection.closeNow() }
     }
 }

@@ -45,6 +45,8 @@ final class UpstreamPool {
     let maxIdle: Int
     /// Most recently parked last: the warmest connection is reused first.
     private var idle: [UpstreamConnection] = []
+    /// Replaced by a reload: nothing is parked any more.
+    private var retired = false
 
     init(eventLoop: any EventLoop, address: UpstreamAddress, connectTimeout: TimeAmount, maxIdle: Int) {
         self.eventLoop = eventLoop
@@ -87,7 +89,7 @@ final class UpstreamPool {
     /// Parks a connection whose exchange ended cleanly, or closes it.
     func release(_ connection: UpstreamConnection) {
         eventLoop.preconditionInEventLoop()
-        guard connection.isReusable, idle.count < maxIdle else {
+        guard connection.isReusable, idle.count < maxIdle, !retired else {
             connection.close()
             return
         }
@@ -95,6 +97,12 @@ final class UpstreamPool {
             self?.idle.removeAll { $0 === closed }
         }
         idle.append(connection)
+    }
+
+    /// A reload replaced this pool: its idle connections close, and later releases close too.
+    func retire() {
+        retired = true
+        closeAll()
     }
 
     func closeAll() {
