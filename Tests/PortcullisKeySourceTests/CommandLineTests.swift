@@ -68,4 +68,61 @@ struct CommandLineTests {
         #expect(
             try Self.run(["verify", "--jwks", jwks.path, "--role-claim-key", ".roles["], stdin: token).status == 64)
     }
+
+    @Test(
+        "`keygen` writes a key pair and a provider `check` accepts; `token` signs with it; `verify` accepts the token",
+        arguments: ["ES256", "HS256"])
+    func keygenAndToken(_ algorithm: String) throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the package first")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("keygen-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let keygen = try Self.run(["keygen", "--alg", algorithm, "--out", folder.path])
+        #expect(keygen.status == 0)
+        let privateKey = folder.appendingPathComponent("private.jwk")
+        let mode = try FileManager.default.attributesOfItem(atPath: privateKey.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let written = try Data(contentsOf: privateKey)
+        let jwk = try JSONParser().parse(Array(written))
+        #expect(jwk["alg"] == .string(algorithm) && jwk["use"] == "sig")
+
+        // The printed provider is ready to paste: a configuration holding it passes `check`.
+        let provider = try JSONParser().parse(keygen.output)
+        let jwksFile = folder.appendingPathComponent("jwks.json")
+        if algorithm == "HS256" {
+            #expect(provider["secret_file"] == .string(folder.appendingPathComponent("secret.b64").path))
+            #expect(!FileManager.default.fileExists(atPath: jwksFile.path))
+            // Only for `verify`, which reads a JWKS file: the secret as a one-key set.
+            try Data(JSONValue.object(["keys": [jwk]]).compactJSON.utf8).write(to: jwksFile)
+        } else {
+            #expect(provider["jwks_url"] == .string(jwksFile.absoluteString))
+        }
+        let config = folder.appendingPathComponent("config.json")
+        let configuration: JSONValue = [
+            "upstream": "http://127.0.0.1:3000", "providers": [provider],
+            "rules": [["path": "/*", "auth": "required"]],
+        ]
+        try Data(configuration.compactJSON.utf8).write(to: config)
+        #expect(try Self.run(["check", "--config", config.path]).status == 0)
+
+        let token = try Self.run([
+            "token", "--key", privateKey.path, "--claims", #"{"role":"api_user"}"#, "--ttl", "15m", "--aud", "demo",
+        ])
+        #expect(token.status == 0)
+        let verified = try Self.run(["verify", "--jwks", jwksFile.path, "--audience", "demo"], stdin: token.output)
+        #expect(verified.status == 0)
+        let decision = try JSONParser().parse(verified.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(decision["decision"] == "allowed" && decision["role"] == "api_user")
+        #expect(decision["alg"] == .string(algorithm) && decision["kid"] == jwk["kid"])
+        guard case .number(let expiry)? = decision["claims"]?["exp"],
+            case .number(let issued)? = decision["claims"]?["iat"]
+        else {
+            Issue.record("no exp or iat in \(verified.output)")
+            return
+        }
+        #expect(Int(expiry.literal)! - Int(issued.literal)! == 900)
+
+        // A second key never silently replaces the first.
+        #expect(try Self.run(["keygen", "--alg", algorithm, "--out", folder.path]).status != 0)
+        #expect(try Data(contentsOf: privateKey) == written)
+    }
 }

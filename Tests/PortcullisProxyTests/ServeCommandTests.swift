@@ -119,6 +119,64 @@ struct ServeCommandTests {
         #expect(status == 0)
     }
 
+    @Test("keygen → token → a request through the proxy: a whole local stack without an identity provider")
+    func keygenTokenThroughTheProxy() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the package first")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("stack-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let keygen = try await offPool { try Self.runBinary(["keygen", "--alg", "ES256", "--out", folder.path]) }
+        #expect(keygen.status == 0)
+        let provider = try JSONParser().parse(keygen.output)
+        let upstream = try await EchoUpstream.start()
+        defer { upstream.stop() }
+        let port = try await offPool { try freePort() }
+        let configuration: JSONValue = [
+            "listen": .string("127.0.0.1:\(port)"), "upstream": .string(upstream.baseURL), "providers": [provider],
+            "role_claim_key": ".role", "rules": [["path": "/*", "auth": "required"]],
+        ]
+        let file = folder.appendingPathComponent("config.json")
+        try Data(configuration.compactJSON.utf8).write(to: file)
+        let minted = try await offPool {
+            try Self.runBinary([
+                "token", "--key", folder.appendingPathComponent("private.jwk").path, "--claims",
+                #"{"role":"api_user"}"#, "--ttl", "15m",
+            ])
+        }
+        #expect(minted.status == 0)
+        let token = minted.output.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = ["serve", "--config", file.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        var response: RawHTTPResponse?
+        let deadline = ContinuousClock.now + .seconds(30)
+        while response?.status != 200 && ContinuousClock.now < deadline {
+            response = try? await RawHTTPConnection.request(
+                port: port, target: "/items", headers: [("Authorization", "Bearer \(token)")], timeout: 5)
+            if response?.status != 200 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(response?.status == 200)
+        #expect(response?.echoedRequest?.header("X-Postgres-Role") == "api_user")
+        #expect(try await RawHTTPConnection.request(port: port, target: "/items").status == 401)
+    }
+
+    static func runBinary(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
     /// The built binary serving a config file of its own in front of an echo upstream.
     final class RunningBinary: @unchecked Sendable {
         let process = Process()
