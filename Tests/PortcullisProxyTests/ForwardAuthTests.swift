@@ -33,6 +33,9 @@ struct ForwardAuthTests {
         #expect(anonymous.header("X-Postgres-Role") == "anon")
         let traversal = try await harness.request("/auth", headers: [("X-Original-URI", "/api/public/../admin/x")])
         #expect(traversal.status == 401)
+        // Envoy's ext_authz asks with the original method and path themselves, and no describing headers.
+        #expect(try await harness.request("/api/items", headers: [harness.bearer(token)]).status == 200)
+        #expect(try await harness.request("/api/admin/users", headers: [harness.bearer(token)]).status == 403)
         #expect(try await harness.upstream.stats().requests == 0)
         await harness.stop()
     }
