@@ -177,6 +177,31 @@ struct ServeCommandTests {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    @Test("--log-format json: every line is one JSON object; the access line carries the request's fields")
+    func jsonLogs() async throws {
+        let server = try await Self.startBinary(
+            rules: [["path": "/*", "auth": "optional"]], arguments: ["--log-format", "json"])
+        defer { server.stop() }
+        _ = try await RawHTTPConnection.request(
+            port: server.port, target: "/items?q=secret", headers: [("X-Request-Id", "json-log-1")])
+        kill(server.process.processIdentifier, SIGTERM)
+        _ = try await offPool { server.process.waitUntilExit() }
+        let lines = server.log().split(separator: "\n")
+        #expect(!lines.isEmpty)
+        var access: JSONValue?
+        for line in lines {
+            let object = try JSONParser().parse(String(line))
+            #expect(object["time"]?.stringValue != nil && object["level"]?.stringValue != nil)
+            if object["request_id"] == "json-log-1" { access = object }
+        }
+        let entry = try #require(access)
+        #expect(entry["logger"] == "portcullis.access")
+        #expect(entry["path"] == "/items")
+        #expect(entry["status"] == "200")
+        #expect(entry["decision"] == "allowed" && entry["reason"] == "anonymous")
+        #expect(!server.log().contains("q=secret"))
+    }
+
     /// The built binary serving a config file of its own in front of an echo upstream.
     final class RunningBinary: @unchecked Sendable {
         let process = Process()
@@ -213,14 +238,14 @@ struct ServeCommandTests {
         }
     }
 
-    static func startBinary(rules: [[String: Any]]) async throws -> RunningBinary {
+    static func startBinary(rules: [[String: Any]], arguments: [String] = []) async throws -> RunningBinary {
         try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build the package first")
         let upstream = try await EchoUpstream.start()
         let server = RunningBinary(port: try await offPool { try freePort() }, upstream: upstream)
         try server.writeConfiguration(rules: rules)
         FileManager.default.createFile(atPath: server.logFile.path, contents: nil)
         server.process.executableURL = binary
-        server.process.arguments = ["serve", "--config", server.file.path]
+        server.process.arguments = ["serve", "--config", server.file.path] + arguments
         server.process.environment = ["PORTCULLIS_TEST_SECRET": String(repeating: "k", count: 48)]
         server.process.standardOutput = FileHandle.nullDevice
         server.process.standardError = try FileHandle(forWritingTo: server.logFile)
