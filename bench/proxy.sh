@@ -352,7 +352,8 @@ if [ -n "$portcullis_bin" ]; then
         cat "$pc/check.log"
         failed+=(portcullis)
     else
-        "$portcullis_bin" serve --config "$pc/config.json" >"$pc/portcullis.log" 2>&1 &
+        # Access logs off, as for nginx and HAProxy: --log-level warning drops the per-request info line.
+        "$portcullis_bin" serve --config "$pc/config.json" --log-level warning >"$pc/portcullis.log" 2>&1 &
         pids+=($!)
         pid_of[portcullis]=$!
         if wait_ready portcullis "http://127.0.0.1:${port[portcullis]}/" "${pid_of[portcullis]}" 30; then

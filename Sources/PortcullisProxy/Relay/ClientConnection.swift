@@ -684,6 +684,8 @@ extension ClientConnection {
     private func complete(status: Int, reason: String?) {
         guard let record else { return }
         self.record = nil
+        // The line is built only when it will be written.
+        guard settings.accessLogger.logLevel <= .info else { return }
         var metadata: Logger.Metadata = [
             "request_id": "\(record.id)", "method": "\(record.method)", "path": "\(record.path)",
             "status": "\(status)", "decision": "\(record.decision)", "reason": "\(reason ?? record.reason)",
