@@ -153,7 +153,7 @@ enum ServerPipeline {
     static let decoderName = "request-decoder"
     /// Removed when a connection is upgraded, before the decoder (whose leftover bytes go to the glue).
     static let handlerNamesBeforeUpgrade = [
-        "head-deadline", "response-encoder", "protocol-errors",
+        "head-deadline", "response-encoder",
     ]
 
     static func configure(_ channel: any Channel, settings: ProxySettings, loop: LoopState) throws {
@@ -169,7 +169,6 @@ enum ServerPipeline {
         try pipeline.addHandler(HTTPResponseEncoder(), name: "response-encoder")
         // No HTTPServerPipelineHandler: ClientConnection queues pipelined requests itself, which keeps reads
         // flowing between requests (the handler pauses them after every request, two epoll_ctl calls each).
-        try pipeline.addHandler(ProtocolErrorHandler(metrics: settings.metrics), name: "protocol-errors")
         try pipeline.addHandler(ClientConnection(settings: settings, loop: loop, headDeadline: deadline))
     }
 }

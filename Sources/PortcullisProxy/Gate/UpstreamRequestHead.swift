@@ -22,21 +22,33 @@ public enum UpstreamRequestHead {
         "proxy-authorization",
     ]
 
+    /// The lowercased names every request loses whatever it carries: hop-by-hop, owned, and `Authorization`
+    /// when it is stripped. Computed once per configuration.
+    public static func removedHeaders(forwarding: PortcullisConfiguration.Forwarding) -> Set<String> {
+        var removed = hopByHop
+        for name in forwarding.ownedHeaders { removed.insert(name.lowercased()) }
+        removed.formUnion(["x-forwarded-proto", "x-forwarded-host"])
+        if !forwarding.keepAuthorization { removed.insert("authorization") }
+        return removed
+    }
+
+    /// - Parameter baseRemoved: `removedHeaders(forwarding:)`, when the caller keeps it.
     public static func make(
         client head: HTTPRequestHead,
         target: String,
         identityHeaders: [(name: String, value: String)],
         forwarding: PortcullisConfiguration.Forwarding,
         clientAddress: String?,
-        isUpgrade: Bool
+        isUpgrade: Bool,
+        baseRemoved: Set<String>? = nil
     ) -> HTTPRequestHead {
-        var removed = hopByHop
-        for name in forwarding.ownedHeaders { removed.insert(name.lowercased()) }
-        removed.formUnion(["x-forwarded-proto", "x-forwarded-host"])
-        if !forwarding.keepAuthorization { removed.insert("authorization") }
-        for value in head.headers[canonicalForm: "connection"] { removed.insert(value.lowercased()) }
-        // What `Connection` names can never drop what framing and routing need.
-        removed.subtract(["host", "content-length"])
+        var removed = baseRemoved ?? removedHeaders(forwarding: forwarding)
+        let connectionTokens = head.headers[canonicalForm: "connection"]
+        if !connectionTokens.isEmpty {
+            for value in connectionTokens { removed.insert(value.lowercased()) }
+            // What `Connection` names can never drop what framing and routing need.
+            removed.subtract(["host", "content-length"])
+        }
         // Names `Connection` lists that Portcullis sets itself (X-Forwarded-For) are still set below.
 
         var headers = HTTPHeaders()
@@ -84,8 +96,16 @@ public enum UpstreamRequestHead {
     public static func clientResponseHead(_ upstream: HTTPResponseHead) -> HTTPResponseHead {
         if upstream.status == .switchingProtocols { return upstream }
         var removed = hopByHop
-        for value in upstream.headers[canonicalForm: "connection"] { removed.insert(value.lowercased()) }
-        removed.subtract(["content-length", "set-cookie"])
+        let connectionTokens = upstream.headers[canonicalForm: "connection"]
+        if !connectionTokens.isEmpty {
+            for value in connectionTokens { removed.insert(value.lowercased()) }
+            removed.subtract(["content-length", "set-cookie"])
+        }
+        // Most responses carry nothing to remove: pass them on without rebuilding the headers.
+        if !upstream.headers.contains(where: { removed.contains($0.name.lowercased()) }) && upstream.version == .http1_1
+        {
+            return upstream
+        }
         var response = upstream
         response.version = .http1_1
         var headers = HTTPHeaders()

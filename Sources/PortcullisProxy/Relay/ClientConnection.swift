@@ -167,7 +167,8 @@ extension ClientConnection {
                 client: request.head, target: request.admission.upstreamTarget,
                 identityHeaders: ForwardedIdentity.headers(
                     identity: identity, anonymousRole: settings.anonymousRole, forwarding: settings.forwarding),
-                forwarding: settings.forwarding, clientAddress: clientAddress, isUpgrade: isUpgrade)
+                forwarding: settings.forwarding, clientAddress: clientAddress, isUpgrade: isUpgrade,
+                baseRemoved: settings.removedRequestHeaders)
             if let id = record?.id { upstreamHead.headers.replaceOrAdd(name: "X-Request-Id", value: id) }
             relay(Exchange(request: request, upstreamHead: upstreamHead, isUpgrade: isUpgrade))
         }
@@ -655,7 +656,26 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
+    /// The HTTP decoder's errors arrive here: a request that cannot be parsed (the smuggling shapes among
+    /// them) gets 400, or 431 for a header section over the limit, with a JSON body, unless a response is
+    /// already under way; then the connection closes, so no byte of it is read as another request.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parserError = error as? HTTPParserError {
+            var responseUnderWay = false
+            switch state {
+            case .relaying(let exchange): responseUnderWay = exchange.responseStarted
+            case .upgraded, .closed: responseUnderWay = true
+            case .idle, .deciding: break
+            }
+            state = .closed
+            if !responseUnderWay {
+                let response = parserError == .headerOverflow ? ProxyResponse.headersTooLarge : .badRequest
+                settings.metrics.recordDecision(response.decision, reason: response.code)
+                record?.refused(decision: response.decision, reason: response.code)
+                complete(status: response.status, reason: response.code)
+                ResponseWriting.write(response, closing: true, context: context)
+            }
+        }
         context.close(promise: nil)
     }
 }

@@ -75,48 +75,6 @@ final class HeadDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 }
 
-/// Answers requests the HTTP decoder cannot parse: 431 when the header section is over the limit, 400 for
-/// everything else (smuggling shapes: Content-Length with Transfer-Encoding, differing lengths, an unknown
-/// coding, obs-fold, bad chunk framing), with a JSON body. The decoder closes the connection right after.
-final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private var responseInProgress = false
-    private let metrics: ProxyMetrics
-
-    init(metrics: ProxyMetrics) {
-        self.metrics = metrics
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
-            context.fireErrorCaught(error)
-            return
-        }
-        if !responseInProgress {
-            let response = parserError == .headerOverflow ? ProxyResponse.headersTooLarge : .badRequest
-            metrics.recordDecision(response.decision, reason: response.code)
-            ResponseWriting.write(response, closing: true, context: context)
-        }
-        context.close(promise: nil)
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch Self.unwrapOutboundIn(data) {
-        case .head(let head) where head.status.code >= 200 || head.status == .switchingProtocols:
-            responseInProgress = true
-        case .end:
-            responseInProgress = false
-        default:
-            break
-        }
-        context.write(data, promise: promise)
-    }
-}
-
 /// Writing Portcullis's own responses.
 enum ResponseWriting {
     static func head(for response: ProxyResponse, closing: Bool) -> HTTPResponseHead {

@@ -27,6 +27,8 @@ public struct ProxySettings: Sendable {
     public var metrics: ProxyMetrics
     /// Decide and answer, never relay: the forward-auth mode.
     public var forwardAuth: Bool
+    /// `UpstreamRequestHead.removedHeaders(forwarding:)`, computed once.
+    let removedRequestHeaders: Set<String>
 
     public init(
         configuration: PortcullisConfiguration, authorizer: Authorizer, metrics: ProxyMetrics, logger: Logger,
@@ -52,6 +54,7 @@ public struct ProxySettings: Sendable {
         self.accessLogger = accessLogger ?? logger
         self.metrics = metrics
         forwardAuth = configuration.mode == .forwardAuth
+        removedRequestHeaders = UpstreamRequestHead.removedHeaders(forwarding: configuration.forward)
     }
 }
 
