@@ -74,21 +74,39 @@ public struct OpenSSLVerifierFactory: SignatureVerifierFactory {
         type: String,
         build: (OpaquePointer?) -> UnsafeMutablePointer<OSSL_PARAM>?
     ) throws(KeyRejection) -> OpaquePointer {
-        guard let builder = OSSL_PARAM_BLD_new() else { throw KeyRejection("out of memory") }
+        switch EVPKeyFromData.make(type: type, selection: portcullis_EVP_PKEY_PUBLIC_KEY, build: build) {
+        case .success(let key): return key
+        case .failure(let failure): throw KeyRejection(failure.message)
+        }
+    }
+}
+
+/// EVP_PKEY_fromdata with parameters pushed onto a builder by `build`: shared by the verification keys
+/// (public) and the signing keys (key pairs).
+enum EVPKeyFromData {
+    struct Failure: Error {
+        let message: String
+    }
+
+    /// - Parameter selection: `portcullis_EVP_PKEY_PUBLIC_KEY` or `portcullis_EVP_PKEY_KEYPAIR`.
+    static func make(
+        type: String, selection: Int32, build: (OpaquePointer?) -> UnsafeMutablePointer<OSSL_PARAM>?
+    ) -> Result<OpaquePointer, Failure> {
+        guard let builder = OSSL_PARAM_BLD_new() else { return .failure(Failure(message: "out of memory")) }
         defer { OSSL_PARAM_BLD_free(builder) }
         guard let params = build(builder) else {
             ERR_clear_error()
-            throw KeyRejection("OpenSSL refused the \(type) key parameters")
+            return .failure(Failure(message: "OpenSSL refused the \(type) key parameters"))
         }
         defer { OSSL_PARAM_free(params) }
         let context = EVP_PKEY_CTX_new_from_name(nil, type, nil)
         defer { EVP_PKEY_CTX_free(context) }
         var key: OpaquePointer?
         guard context != nil, EVP_PKEY_fromdata_init(context) == 1,
-            EVP_PKEY_fromdata(context, &key, portcullis_EVP_PKEY_PUBLIC_KEY, params) == 1, let key
+            EVP_PKEY_fromdata(context, &key, selection, params) == 1, let key
         else {
-            throw KeyRejection("OpenSSL refused the \(type) key: \(OpenSSLError.drain())")
+            return .failure(Failure(message: "OpenSSL refused the \(type) key: \(OpenSSLError.drain())"))
         }
-        return key
+        return .success(key)
     }
 }

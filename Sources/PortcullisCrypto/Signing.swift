@@ -221,22 +221,10 @@ public struct JWKSigner: Sendable {
         type: String,
         build: (OpaquePointer?) -> UnsafeMutablePointer<OSSL_PARAM>?
     ) throws(SigningError) -> OpaquePointer {
-        guard let builder = OSSL_PARAM_BLD_new() else { throw SigningError("out of memory") }
-        defer { OSSL_PARAM_BLD_free(builder) }
-        guard let params = build(builder) else {
-            ERR_clear_error()
-            throw SigningError("OpenSSL refused the \(type) key parameters")
+        switch EVPKeyFromData.make(type: type, selection: portcullis_EVP_PKEY_KEYPAIR, build: build) {
+        case .success(let key): return key
+        case .failure(let failure): throw SigningError(failure.message)
         }
-        defer { OSSL_PARAM_free(params) }
-        let context = EVP_PKEY_CTX_new_from_name(nil, type, nil)
-        defer { EVP_PKEY_CTX_free(context) }
-        var key: OpaquePointer?
-        guard context != nil, EVP_PKEY_fromdata_init(context) == 1,
-            EVP_PKEY_fromdata(context, &key, portcullis_EVP_PKEY_KEYPAIR, params) == 1, let key
-        else {
-            throw SigningError("OpenSSL refused the \(type) key: \(OpenSSLError.drain())")
-        }
-        return key
     }
 
     // MARK: - Signatures
