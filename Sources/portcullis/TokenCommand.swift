@@ -49,7 +49,11 @@ struct Token: ParsableCommand {
             throw ValidationError("\(keyPath): \(error)")
         }
         let payload = try payload(now: Int(Date().timeIntervalSince1970))
-        do { print(try signer.token(claims: payload)) } catch { throw ValidationError("\(error)") }
+        // The signed token is this command's output, on standard output for the caller to capture; it is never
+        // logged, and the error below carries OpenSSL's reason, not key material.
+        let token: String
+        do { token = try signer.token(claims: payload) } catch { throw ValidationError("\(error)") }
+        FileHandle.standardOutput.write(Data((token + "\n").utf8))
     }
 
     func payload(now: Int) throws -> [String: JSONValue] {

@@ -1,6 +1,5 @@
 public import NIOCore
 import NIOHTTP1
-import NIOPosix
 import PortcullisCore
 public import PortcullisKeySource
 
@@ -23,16 +22,11 @@ public final class AdminServer: Sendable {
     static func start(
         host: String, port: Int, group: any EventLoopGroup, sources: Sources
     ) async throws -> AdminServer {
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(sources: sources))
-                }
-            }
-            .bind(host: host, port: port)
-            .get()
+        let channel = try await SmallHTTPServer.start(host: host, port: port, group: group) { head in
+            let path = head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)]
+            let answer = respond(method: head.method, path: path, sources: sources)
+            return SmallHTTPServer.Answer(status: answer.status, contentType: answer.contentType, body: answer.body)
+        }
         return AdminServer(channel: channel)
     }
 
@@ -75,51 +69,6 @@ public final class AdminServer: Sendable {
             return (.ok, "text/plain; version=0.0.4; charset=utf-8", body)
         default:
             return (.notFound, "application/json", Array(#"{"error":"not_found"}"#.utf8))
-        }
-    }
-}
-
-/// Answers admin requests, one at a time per connection (the pipelining handler orders them).
-final class AdminHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let sources: AdminServer.Sources
-    private var head: HTTPRequestHead?
-
-    init(sources: AdminServer.Sources) {
-        self.sources = sources
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch Self.unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-        case .body:
-            break
-        case .end:
-            guard let head else { return }
-            self.head = nil
-            let path = head.uri[..<(head.uri.firstIndex(of: "?") ?? head.uri.endIndex)]
-            let answer = AdminServer.respond(method: head.method, path: path, sources: sources)
-            var headers = HTTPHeaders([
-                ("Content-Type", answer.contentType), ("Content-Length", String(answer.body.count)),
-                ("Cache-Control", "no-store"),
-            ])
-            if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
-            context.write(
-                Self.wrapOutboundOut(
-                    .head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))),
-                promise: nil)
-            if head.method != .HEAD {
-                context.write(
-                    Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: answer.body)))),
-                    promise: nil)
-            }
-            let keepAlive = head.isKeepAlive
-            context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in
-                if !keepAlive { context.close(promise: nil) }
-            }
         }
     }
 }
