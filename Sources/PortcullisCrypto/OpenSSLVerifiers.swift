@@ -212,3 +212,19 @@ enum Digests {
         return Handle(md: md, name: name, length: length)
     }
 }
+
+/// SHA-256 for callers outside verification (the token cache's key), with the digest fetched once: OpenSSL 3's
+/// one-shot `SHA256()` looks the algorithm up again on every call.
+public enum SHA256Hash {
+    /// The 32-byte digest of `bytes`, as four words in memory order; nil if libcrypto fails (out of memory).
+    public static func words(of bytes: UnsafeRawBufferPointer) -> (UInt64, UInt64, UInt64, UInt64)? {
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        let done = withUnsafeMutableBytes(of: &words) { digest in
+            var length: UInt32 = 0
+            return EVP_Digest(
+                bytes.baseAddress, bytes.count, digest.baseAddress?.assumingMemoryBound(to: UInt8.self), &length,
+                Digests.sha256.md, nil) == 1 && length == 32
+        }
+        return done ? words : nil
+    }
+}

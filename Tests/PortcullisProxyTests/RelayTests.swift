@@ -263,6 +263,19 @@ struct RelayTests {
         let timedOut = try await slow.readResponse()
         #expect(timedOut.status == 408)
         #expect(await slow.isClosedByPeer(within: 5))
+
+        // On a keep-alive connection the deadline belongs to each request's head: a slow second head gets its
+        // 408 whether it starts while the first request's timer is still pending or after it has fired.
+        for pause in [0.1, 0.8] {
+            let reused = try await RawHTTPConnection.connect(port: harness.port)
+            defer { reused.close() }
+            try await reused.send("GET /items HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \(token)\r\n\r\n")
+            #expect(try await reused.readResponse().status == 200)
+            try await Task.sleep(for: .seconds(pause))
+            try await reused.send("GET /items HTTP/1.1\r\nHost: a\r\n")
+            #expect(try await reused.readResponse().status == 408)
+            #expect(await reused.isClosedByPeer(within: 5))
+        }
         await harness.stop()
     }
 

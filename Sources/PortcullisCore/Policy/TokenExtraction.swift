@@ -63,9 +63,38 @@ public struct TokenExtractor: Sendable, Hashable {
     ///   - headers: the request's header fields in order, names in any case (NIO's `HTTPHeaders` is such a
     ///     sequence).
     ///   - query: the raw query string, after the `?` (see `RequestPath.splitTarget`); nil when there is none.
+    ///
+    /// Inlinable so that it is specialized for the caller's header type (NIO's `HTTPHeaders` in the proxy): it
+    /// runs on every request, and unspecialized iteration of a generic sequence costs more than the rest of
+    /// the extraction. It keeps only the headers a source reads, usually one, and hands them on.
+    @inlinable
     public func extract(
         headers: some Sequence<(name: String, value: String)>, query: Substring?
     ) -> TokenExtraction {
+        var relevant: [(name: String, value: String)] = []
+        for header in headers where isRead(headerNamed: header.name) { relevant.append(header) }
+        return extract(relevantHeaders: relevant, query: query)
+    }
+
+    /// Whether some source reads the header called `name` (in any letter case): a header source's own
+    /// header, or `Cookie` when a source is a cookie.
+    public func isRead(headerNamed name: String) -> Bool {
+        for source in sources {
+            switch source {
+            case .header(let sourceName, _):
+                if PolicyText.equalsIgnoringASCIICase(name, sourceName) { return true }
+            case .cookie:
+                if PolicyText.equalsIgnoringASCIICase(name, "Cookie") { return true }
+            case .query:
+                continue
+            }
+        }
+        return false
+    }
+
+    /// `extract(headers:query:)` on the headers some source reads (any others are ignored).
+    @usableFromInline
+    func extract(relevantHeaders headers: [(name: String, value: String)], query: Substring?) -> TokenExtraction {
         var headerCounts = [Int](repeating: 0, count: sources.count)
         var headerValues = [Substring?](repeating: nil, count: sources.count)
         var found = [Substring?](repeating: nil, count: sources.count)

@@ -1,25 +1,17 @@
-internal import CLibcrypto
 public import PortcullisCore
+internal import PortcullisCrypto
 public import PortcullisKeySource
 
 /// SHA-256 of a token: the token cache's key, so the cache never holds token text.
 public struct TokenDigest: Hashable, Sendable {
     let words: (UInt64, UInt64, UInt64, UInt64)
 
-    public init(_ token: Substring) {
-        var digest = [UInt8](repeating: 0, count: 32)
+    /// Nil only if libcrypto fails (out of memory): the token is then decided without the cache, never under
+    /// a key that another token could share.
+    public init?(_ token: Substring) {
         var token = token
-        token.withUTF8 { bytes in
-            _ = digest.withUnsafeMutableBufferPointer { SHA256(bytes.baseAddress, bytes.count, $0.baseAddress) }
-        }
-        words = digest.withUnsafeBytes { raw in
-            (
-                raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
-                raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
-                raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self),
-                raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
-            )
-        }
+        guard let words = token.withUTF8({ SHA256Hash.words(of: UnsafeRawBufferPointer($0)) }) else { return nil }
+        self.words = words
     }
 
     public static func == (lhs: TokenDigest, rhs: TokenDigest) -> Bool {
@@ -65,14 +57,16 @@ public final class Authorizer: Sendable {
         let digest = TokenDigest(token)
         let sizeBefore = cache.count
         defer { metrics?.cacheSizeChanged(by: cache.count - sizeBefore) }
-        if let cached = cache.lookup(digest, now: now, isKeyCurrent: isKeyCurrent) {
+        if let digest, let cached = cache.lookup(digest, now: now, isKeyCurrent: isKeyCurrent) {
             metrics?.recordCache(hit: true)
             return .decided(.success(cached))
         }
         metrics?.recordCache(hit: false)
         switch authenticator.authenticateWithoutWaiting(token, now: now) {
         case .decided(let result):
-            if case .success(let verified) = result { remember(verified, digest: digest, now: now, in: &cache) }
+            if case .success(let verified) = result, let digest {
+                remember(verified, digest: digest, now: now, in: &cache)
+            }
             return .decided(result)
         case .afterRefetch:
             return .wait
@@ -88,8 +82,9 @@ public final class Authorizer: Sendable {
     public func remember(
         _ verified: VerifiedToken, token: Substring, now: Double, in cache: inout VerifiedTokenCache<TokenDigest>
     ) {
+        guard let digest = TokenDigest(token) else { return }
         let sizeBefore = cache.count
-        remember(verified, digest: TokenDigest(token), now: now, in: &cache)
+        remember(verified, digest: digest, now: now, in: &cache)
         metrics?.cacheSizeChanged(by: cache.count - sizeBefore)
     }
 

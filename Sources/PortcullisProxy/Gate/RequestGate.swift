@@ -69,7 +69,7 @@ public struct RequestGate: Sendable {
             return .respond(.badPath(error))
         }
         let rule = rules.match(method: head.method.rawValue, path: path)
-        let extraction = extractor.extract(headers: head.headers.lazy.map { ($0.name, $0.value) }, query: query)
+        let extraction = extractor.extract(headers: head.headers, query: query)
         var upstreamTarget = path.normalized
         if let query {
             upstreamTarget += "?"
@@ -124,6 +124,15 @@ enum PolicyTextBridge {
     static func equalsIgnoringASCIICase(_ lhs: some StringProtocol, _ rhs: some StringProtocol) -> Bool {
         lhs.utf8.count == rhs.utf8.count
             && zip(lhs.utf8, rhs.utf8).allSatisfy { lowercased($0) == lowercased($1) }
+    }
+
+    /// `text` without leading and trailing spaces and tabs.
+    static func trimmed(_ text: Substring) -> Substring {
+        let bytes = text.utf8
+        guard let first = bytes.firstIndex(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }),
+            let last = bytes.lastIndex(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") })
+        else { return text[text.endIndex...] }
+        return Substring(bytes[first...last])
     }
 
     static func lowercased(_ byte: UInt8) -> UInt8 {

@@ -93,29 +93,49 @@ public enum UpstreamRequestHead {
 
     /// The response head sent to the client: hop-by-hop headers removed, framing left to the encoder, except
     /// on a `101 Switching Protocols`, which keeps `Upgrade` and `Connection`.
+    ///
+    /// This runs for every response, and most carry `Connection: keep-alive` and nothing else to remove: the
+    /// names to drop are found in one pass and removed in place, without lowercasing or a set per response.
     public static func clientResponseHead(_ upstream: HTTPResponseHead) -> HTTPResponseHead {
         if upstream.status == .switchingProtocols { return upstream }
-        var removed = hopByHop
-        let connectionTokens = upstream.headers[canonicalForm: "connection"]
-        if !connectionTokens.isEmpty {
-            for value in connectionTokens { removed.insert(value.lowercased()) }
-            removed.subtract(["content-length", "set-cookie"])
+        var dropped: [String] = []
+        for (name, value) in upstream.headers {
+            if isHopByHop(name) {
+                if !dropped.contains(where: { PolicyTextBridge.equalsIgnoringASCIICase($0, name) }) {
+                    dropped.append(name)
+                }
+                guard PolicyTextBridge.equalsIgnoringASCIICase(name, "connection") else { continue }
+                // RFC 9110 §7.6.1: the headers `Connection` names are hop-by-hop too; framing and cookies
+                // stay whatever it names.
+                for token in value.utf8.split(separator: UInt8(ascii: ",")) {
+                    let token = PolicyTextBridge.trimmed(Substring(token))
+                    guard !token.isEmpty, !isHopByHop(token),
+                        !PolicyTextBridge.equalsIgnoringASCIICase(token, "content-length"),
+                        !PolicyTextBridge.equalsIgnoringASCIICase(token, "set-cookie"),
+                        !dropped.contains(where: { PolicyTextBridge.equalsIgnoringASCIICase($0, token) })
+                    else { continue }
+                    dropped.append(String(token))
+                }
+            }
         }
-        // Most responses carry nothing to remove: pass them on without rebuilding the headers.
-        if !upstream.headers.contains(where: { removed.contains($0.name.lowercased()) }) && upstream.version == .http1_1
-        {
-            return upstream
-        }
+        if dropped.isEmpty && upstream.version == .http1_1 { return upstream }
         var response = upstream
         response.version = .http1_1
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(upstream.headers.count)
-        for (name, value) in upstream.headers where !removed.contains(name.lowercased()) {
-            headers.add(name: name, value: value)
-        }
-        response.headers = headers
+        for name in dropped { response.headers.remove(name: name) }
         return response
     }
+
+    /// Whether `name` is one of the fixed hop-by-hop header names, in any letter case.
+    static func isHopByHop(_ name: some StringProtocol) -> Bool {
+        let length = name.utf8.count
+        // The lengths of the names in `hopByHop`: most header names are rejected without comparing bytes.
+        guard length == 2 || length == 7 || length == 10 || length == 16 || length == 17 || length == 19 else {
+            return false
+        }
+        return hopByHopNames.contains { PolicyTextBridge.equalsIgnoringASCIICase(name, $0) }
+    }
+
+    private static let hopByHopNames = Array(hopByHop)
 }
 
 extension HTTPMethod {

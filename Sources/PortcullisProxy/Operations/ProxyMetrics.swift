@@ -12,6 +12,9 @@ public final class ProxyMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
     private let decisions = Mutex<[DecisionKey: CoreMetrics.Counter]>([:])
+    /// The decisions nearly every request ends in, without the table's lock.
+    private let allowedWithToken: CoreMetrics.Counter
+    private let allowedAnonymous: CoreMetrics.Counter
     private let verification: CoreMetrics.Timer
     private let upstreamLatency: CoreMetrics.Timer
     private let upstreamErrors502: CoreMetrics.Counter
@@ -43,6 +46,12 @@ public final class ProxyMetrics: Sendable {
             label: "portcullis_upstream_errors_total", dimensions: [("status", "502")], factory: factory)
         upstreamErrors504 = CoreMetrics.Counter(
             label: "portcullis_upstream_errors_total", dimensions: [("status", "504")], factory: factory)
+        allowedWithToken = CoreMetrics.Counter(
+            label: "portcullis_requests_total", dimensions: [("decision", "allowed"), ("reason", "ok")],
+            factory: factory)
+        allowedAnonymous = CoreMetrics.Counter(
+            label: "portcullis_requests_total", dimensions: [("decision", "allowed"), ("reason", "anonymous")],
+            factory: factory)
         cacheHits = CoreMetrics.Counter(label: "portcullis_token_cache_hits_total", factory: factory)
         cacheMisses = CoreMetrics.Counter(label: "portcullis_token_cache_misses_total", factory: factory)
     }
@@ -50,6 +59,10 @@ public final class ProxyMetrics: Sendable {
     /// One request decided: `decision` is `allowed`, `unauthorized`, `forbidden`, `bad_request` or
     /// `unavailable`; `reason` the error code (`ok` or `anonymous` when allowed).
     func recordDecision(_ decision: String, reason: String) {
+        if decision == "allowed" {
+            if reason == "ok" { return allowedWithToken.increment() }
+            if reason == "anonymous" { return allowedAnonymous.increment() }
+        }
         let key = DecisionKey(decision: decision, reason: reason)
         let counter = decisions.withLock { counters in
             if let counter = counters[key] { return counter }

@@ -58,6 +58,9 @@ final class ClientConnection {
         let admission: RequestGate.Admission
         /// Whether a body follows the head (a length above zero, or chunked).
         let hasBody: Bool
+        /// Whether the client lets the connection stay open after this request (read once: each reading
+        /// parses `Connection`).
+        let keepAlive: Bool
     }
 
     /// An allowed request being relayed.
@@ -108,9 +111,10 @@ extension ClientConnection {
             || (head.headers.first(name: "content-length").flatMap(Int.init) ?? 0) > 0
         switch settings.gate.evaluate(head) {
         case .respond(let response):
-            answer(response, head: head, hasBody: hasBody)
+            answer(response, keepAlive: head.isKeepAlive, hasBody: hasBody)
         case .admit(let admission):
-            let request = Request(head: head, serial: requestSerial, admission: admission, hasBody: hasBody)
+            let request = Request(
+                head: head, serial: requestSerial, admission: admission, hasBody: hasBody, keepAlive: head.isKeepAlive)
             switch admission.evaluation {
             case .decided(let decision):
                 conclude(decision, request: request)
@@ -153,7 +157,7 @@ extension ClientConnection {
         case .deny:
             // The response carries the reason; `answer` records it.
             if let response = settings.gate.response(for: decision) {
-                answer(response, head: request.head, hasBody: request.hasBody)
+                answer(response, keepAlive: request.keepAlive, hasBody: request.hasBody)
             }
         case .allow(let identity):
             record?.allowed(identity: identity)
@@ -177,7 +181,7 @@ extension ClientConnection {
     /// Writes Portcullis's own response. When the request has a body that was not read, the connection closes
     /// after the response: the unread body would otherwise be parsed as the next request.
     private func answer(
-        _ response: ProxyResponse, head: HTTPRequestHead, hasBody: Bool, recordDecision: Bool = true
+        _ response: ProxyResponse, keepAlive: Bool, hasBody: Bool, recordDecision: Bool = true
     ) {
         guard let context else { return }
         bufferedWhileDeciding.removeAll()
@@ -192,7 +196,7 @@ extension ClientConnection {
         }
         if let id = record?.id { response.headers.append(.init(name: "X-Request-Id", value: id)) }
         complete(status: response.status, reason: response.code)
-        let closing = hasBody || !head.isKeepAlive || closeWhenDone
+        let closing = hasBody || !keepAlive || closeWhenDone
         // State first: the write can deliver a pipelined request re-entrantly (see `finish`).
         discardingBody = true
         if closing {
@@ -218,7 +222,7 @@ extension ClientConnection {
         if let id = record?.id { headers.append(.init(name: "X-Request-Id", value: id)) }
         record?.status = 200
         let response = ProxyResponse(status: 200, headers: headers, body: #"{"decision":"allowed"}"#, code: "ok")
-        answer(response, head: request.head, hasBody: request.hasBody, recordDecision: false)
+        answer(response, keepAlive: request.keepAlive, hasBody: request.hasBody, recordDecision: false)
     }
 
     private func close(context: ChannelHandlerContext) {
@@ -251,7 +255,7 @@ extension ClientConnection {
                 guard case .relaying(let current) = state, current === exchange else { return }
                 settings.logger.warning(
                     "upstream unreachable", metadata: ["error": "\(error)", "upstream": "\(settings.upstream)"])
-                answer(.upstreamUnavailable, head: exchange.request.head, hasBody: !exchange.requestEnded)
+                answer(.upstreamUnavailable, keepAlive: exchange.request.keepAlive, hasBody: !exchange.requestEnded)
             }
         }
         if exchange.isUpgrade {
@@ -305,7 +309,7 @@ extension ClientConnection {
                 exchange.responseDeadline = nil
                 exchange.upstream?.close()
                 exchange.upstream = nil
-                answer(.upstreamTimeout, head: exchange.request.head, hasBody: !exchange.requestEnded)
+                answer(.upstreamTimeout, keepAlive: exchange.request.keepAlive, hasBody: !exchange.requestEnded)
             } else {
                 // Waiting on the upstream: its timeout applies, not the idle one.
                 scheduleTimer(at: deadline)
@@ -352,7 +356,7 @@ extension ClientConnection {
                 if exchange.responseStarted {
                     if let context { close(context: context) }
                 } else {
-                    answer(.bodyTooLarge, head: exchange.request.head, hasBody: true)
+                    answer(.bodyTooLarge, keepAlive: exchange.request.keepAlive, hasBody: true)
                 }
                 return
             }
@@ -398,7 +402,7 @@ extension ClientConnection {
                 upstream.close()
             }
         }
-        let closing = !exchange.requestEnded || !exchange.request.head.isKeepAlive || closeWhenDone
+        let closing = !exchange.requestEnded || !exchange.request.keepAlive || closeWhenDone
         if closing {
             state = .closed
         } else {
@@ -470,7 +474,7 @@ extension ClientConnection: UpstreamExchangeDelegate {
                     // A 101 nobody asked for cannot be relayed as HTTP.
                     upstream.close()
                     exchange.upstream = nil
-                    answer(.upstreamFailed, head: exchange.request.head, hasBody: !exchange.requestEnded)
+                    answer(.upstreamFailed, keepAlive: exchange.request.keepAlive, hasBody: !exchange.requestEnded)
                     return
                 }
                 // The switch waits for the decoder's `.end` of this response: until then HTTP parts still flow.
@@ -479,7 +483,7 @@ extension ClientConnection: UpstreamExchangeDelegate {
                 return
             }
             var response = UpstreamRequestHead.clientResponseHead(head)
-            if !exchange.request.head.isKeepAlive || !exchange.requestEnded && exchange.request.hasBody
+            if !exchange.request.keepAlive || !exchange.requestEnded && exchange.request.hasBody
                 || closeWhenDone
             {
                 response.headers.replaceOrAdd(name: "Connection", value: "close")
@@ -527,13 +531,13 @@ extension ClientConnection: UpstreamExchangeDelegate {
                     // The request's end was already consumed from the client: state it again.
                     forward(.end(nil), to: upstream, exchange: exchange)
                 case .failure:
-                    answer(.upstreamUnavailable, head: exchange.request.head, hasBody: false)
+                    answer(.upstreamUnavailable, keepAlive: exchange.request.keepAlive, hasBody: false)
                 }
             }
             return
         }
         if let error { settings.logger.warning("upstream failed", metadata: ["error": "\(error)"]) }
-        answer(.upstreamFailed, head: exchange.request.head, hasBody: !exchange.requestEnded)
+        answer(.upstreamFailed, keepAlive: exchange.request.keepAlive, hasBody: !exchange.requestEnded)
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
@@ -727,7 +731,8 @@ struct RequestRecord {
     let started = NIODeadline.now()
     let id: String
     let method: String
-    let path: String
+    /// The request-target as received; the log shows its path only (`path`), computed when a line is written.
+    let target: String
     var decision = "allowed"
     var reason = "ok"
     var provider: String?
@@ -739,9 +744,13 @@ struct RequestRecord {
 
     init(head: HTTPRequestHead) {
         method = head.method.rawValue
-        let target = head.uri
-        path = String(target[..<(target.firstIndex(of: "?") ?? target.endIndex)].prefix(512))
+        target = head.uri
         id = Self.requestID(from: head.headers.first(name: "x-request-id"))
+    }
+
+    /// The target without its query (which may hold a token), at most 512 characters.
+    var path: String {
+        String(target[..<(target.firstIndex(of: "?") ?? target.endIndex)].prefix(512))
     }
 
     mutating func allowed(identity: VerifiedToken?) {
@@ -765,18 +774,30 @@ struct RequestRecord {
             return header
         }
         // A random prefix per process and a counter: unique without a getrandom() per request.
-        return processPrefix + hex(counter.wrappingAdd(1, ordering: .relaxed).newValue)
+        let serial = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        return String(unsafeUninitializedCapacity: 28) { buffer in
+            let prefixEnd = buffer.initialize(fromContentsOf: processPrefix.utf8)
+            writeHex(serial, into: UnsafeMutableBufferPointer(rebasing: buffer[prefixEnd...]))
+            return prefixEnd + 16
+        }
     }
 
     private static let processPrefix: String = {
         var generator = SystemRandomNumberGenerator()
-        return String(hex(generator.next() as UInt64).prefix(12))
+        let random = generator.next() as UInt64
+        return String(unsafeUninitializedCapacity: 16) { buffer in
+            writeHex(random, into: buffer)
+            return 12
+        }
     }()
     private static let counter = Atomic<UInt64>(0)
 
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+    /// Writes `value` as 16 lowercase hex digits at the start of `buffer` (as many as fit).
+    private static func writeHex(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>) {
+        let digits: StaticString = "0123456789abcdef"
+        for position in 0..<min(16, buffer.count) {
+            buffer[position] = digits.utf8Start[Int((value >> UInt64(60 - 4 * position)) & 0xF)]
+        }
     }
 
     static func milliseconds(_ nanoseconds: Int64) -> String {

@@ -4,10 +4,17 @@ import NIOHTTP1
 /// The header-read deadline of one client connection, shared by the two handlers that see it: the raw-bytes
 /// handler in front of the HTTP decoder (which knows when a request's first byte arrives) and the connection
 /// handler (which knows when its head is complete). Loop-confined.
+///
+/// The timer is lazy: it is armed when a request's first bytes arrive and none is armed, and when it fires it
+/// looks at the head in progress then. A head that arrived meanwhile leaves nothing to do; a later request's
+/// head still in progress re-arms it for that request's own deadline. So a keep-alive connection schedules
+/// about one timer per `timeout`, not two timer operations per request.
 final class HeadDeadline {
     let timeout: TimeAmount
     /// Between requests: the next byte starts the clock.
     var awaitingHead = true
+    /// When the head in progress must be complete; nil while no head is in progress.
+    private var deadline: NIODeadline?
     private var scheduled: Scheduled<Void>?
 
     init(timeout: TimeAmount) {
@@ -17,17 +24,16 @@ final class HeadDeadline {
     /// The first bytes of a request arrived: the head must be complete within `timeout` (slowloris).
     /// `context` is the raw-bytes handler's, in front of the HTTP codec, which the 408 is written through.
     func bytesArrived(context: ChannelHandlerContext) {
-        guard awaitingHead, scheduled == nil else { return }
-        scheduled = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            HeadDeadline.expire(context)
-        }
+        guard awaitingHead, deadline == nil else { return }
+        let deadline = NIODeadline.now() + timeout
+        self.deadline = deadline
+        if scheduled == nil { arm(at: deadline, context: context) }
     }
 
     /// The head is complete.
     func headArrived() {
         awaitingHead = false
-        scheduled?.cancel()
-        scheduled = nil
+        deadline = nil
     }
 
     /// A response is complete and the connection stays open: the next request's clock starts at its first byte.
@@ -36,8 +42,27 @@ final class HeadDeadline {
     }
 
     func cancel() {
+        deadline = nil
         scheduled?.cancel()
         scheduled = nil
+    }
+
+    private func arm(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        scheduled = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            self?.fired(context: context)
+        }
+    }
+
+    private func fired(context: ChannelHandlerContext) {
+        scheduled = nil
+        guard let deadline else { return }
+        if deadline <= .now() {
+            self.deadline = nil
+            Self.expire(context)
+        } else {
+            // The head this timer was armed for arrived; a later one is in progress.
+            arm(at: deadline, context: context)
+        }
     }
 
     /// A client too slow to send its head gets a 408 and the connection closes. Written as raw bytes, in front

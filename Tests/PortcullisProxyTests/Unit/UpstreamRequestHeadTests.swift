@@ -249,6 +249,32 @@ struct UpstreamRequestHeadTests {
         #expect(head.headers.values("Set-Cookie") == ["a=1; Path=/", "b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT"])
     }
 
+    @Test("response head: a keep-alive response loses only Connection, in any case, the rest in order")
+    func clientResponseHeadKeepAlive() {
+        let upstream = HTTPResponseHead(
+            version: .http1_1, status: .ok,
+            headers: HTTPHeaders([
+                ("Server", "nginx"), ("Date", "Mon, 23 Nov 2026 10:00:00 GMT"), ("Content-Type", "text/plain"),
+                ("Content-Length", "3"), ("CONNECTION", "Keep-Alive"), ("X-Te", "kept"), ("TE-x", "kept"),
+            ]))
+        let head = UpstreamRequestHead.clientResponseHead(upstream)
+        #expect(head.headers.names == ["Server", "Date", "Content-Type", "Content-Length", "X-Te", "TE-x"])
+        // Nothing to remove: the head passes as it is.
+        let clean = HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders([("Content-Length", "0")]))
+        #expect(UpstreamRequestHead.clientResponseHead(clean) == clean)
+    }
+
+    @Test("response head: a header named by Connection goes wherever it stands, before or after it")
+    func connectionNamedHeaderBeforeConnection() {
+        let upstream = HTTPResponseHead(
+            version: .http1_1, status: .ok,
+            headers: HTTPHeaders([
+                ("x-internal", "secret"), ("Connection", " X-Internal ,keep-alive"), ("X-INTERNAL", "again"),
+                ("Content-Length", "0"),
+            ]))
+        #expect(UpstreamRequestHead.clientResponseHead(upstream).headers.names == ["Content-Length"])
+    }
+
     @Test("response head: 101 Switching Protocols passes unchanged, Upgrade and Connection included")
     func switchingProtocolsPassesUnchanged() {
         let upstream = HTTPResponseHead(
