@@ -1,8 +1,9 @@
 /// Verified tokens, remembered so that a client repeating its token is not verified again on every request.
 ///
 /// Keyed by a digest of the token (the caller's: SHA-256 in the proxy), so the cache never holds token text.
-/// Bounded: when full, an eighth of the entries go at once, in the dictionary's arbitrary order, which is as
-/// good as random eviction and costs nothing per hit.
+/// Bounded, first in, first out: when full, each new entry pushes out the oldest one. Eviction is one removal
+/// per insert, never a sweep, so a stream of tokens seen once (a cache that is always full) costs the same on
+/// every request; a cycle of distinct tokens smaller than the capacity always hits.
 ///
 /// A hit is only a hit when the token would still verify now:
 /// - `exp` and `nbf` are checked again on every lookup, with the skew the verifier used;
@@ -11,30 +12,48 @@
 /// - an entry is kept at most `maxAge` seconds, which bounds how long a key replaced under the same `kid`
 ///   can go unnoticed.
 ///
-/// A value type without locks: the proxy keeps one per event loop.
+/// A value type without locks: the proxy keeps one per event loop. Inlinable, so that it is specialized for
+/// the proxy's digest type: every request goes through it, and unspecialized hashing costs more than the rest.
 public struct VerifiedTokenCache<Digest: Hashable & Sendable>: Sendable {
     public let capacity: Int
     public let maxAge: Double
-    private var entries: [Digest: Entry] = [:]
+    @usableFromInline var entries: [Digest: Entry] = [:]
+    /// Digests in insertion order, oldest at `oldest`: a ring of `capacity` slots. A digest whose entry was
+    /// dropped (stale at lookup) stays here until its turn comes, and is skipped then.
+    @usableFromInline var order: [Digest?]
+    @usableFromInline var oldest = 0
+    @usableFromInline var ordered = 0
 
+    @usableFromInline
     struct Entry: Sendable {
-        let token: VerifiedToken
+        @usableFromInline let token: VerifiedToken
         /// The earliest of `exp` (plus the skew) and the end of `maxAge`: valid while `now` is before it.
-        let expiresAt: Double
+        @usableFromInline let expiresAt: Double
         /// `nbf` less the skew: valid from then on.
-        let notBefore: Double
+        @usableFromInline let notBefore: Double
+
+        @usableFromInline
+        init(token: VerifiedToken, expiresAt: Double, notBefore: Double) {
+            self.token = token
+            self.expiresAt = expiresAt
+            self.notBefore = notBefore
+        }
     }
 
     public init(capacity: Int, maxAge: Double = 300) {
         precondition(capacity > 0)
         self.capacity = capacity
         self.maxAge = maxAge
-        entries.reserveCapacity(min(capacity, 1024))
+        // Sized once: growing the table would rehash every entry in one request's time.
+        entries.reserveCapacity(capacity)
+        order = Array(repeating: nil, count: capacity)
     }
 
+    @inlinable
     public var count: Int { entries.count }
 
     /// The verified token for `digest`, if it is cached and still valid at `now`; a stale entry is dropped.
+    @inlinable
     public mutating func lookup(
         _ digest: Digest, now: Double, isKeyCurrent: (VerifiedToken) -> Bool
     ) -> VerifiedToken? {
@@ -48,22 +67,38 @@ public struct VerifiedTokenCache<Digest: Hashable & Sendable>: Sendable {
     }
 
     /// Remembers a token verified at `now` by a verifier that allowed `clockSkew` seconds.
+    @inlinable
     public mutating func insert(_ token: VerifiedToken, for digest: Digest, now: Double, clockSkew: Double) {
-        if entries.count >= capacity, entries[digest] == nil {
-            // The victims are taken out first: removing while a view of the keys is alive would copy the whole
-            // table on every removal (copy-on-write), a stall of tens of milliseconds at 16,384 entries.
-            let victims = Array(entries.keys.prefix(max(1, capacity / 8)))
-            for victim in victims { entries.removeValue(forKey: victim) }
-        }
         let exp = token.claims["exp"].flatMap(Self.seconds)
         let expiresAt = min(exp.map { $0 + clockSkew } ?? .infinity, now + maxAge)
         let notBefore = token.claims["nbf"].flatMap(Self.seconds).map { $0 - clockSkew } ?? -.infinity
-        entries[digest] = Entry(token: token, expiresAt: expiresAt, notBefore: notBefore)
+        let entry = Entry(token: token, expiresAt: expiresAt, notBefore: notBefore)
+        // A digest already cached keeps its place in the ring; only a new one takes a slot.
+        if let index = entries.index(forKey: digest) {
+            entries.values[index] = entry
+            return
+        }
+        if ordered == capacity {
+            // The ring is full: the oldest digest leaves it, and its entry with it if it is still there.
+            if let evicted = order[oldest] { entries[evicted] = nil }
+            order[oldest] = nil
+            oldest = (oldest + 1) % capacity
+            ordered -= 1
+        }
+        entries[digest] = entry
+        order[(oldest + ordered) % capacity] = digest
+        ordered += 1
     }
 
-    public mutating func removeAll() { entries.removeAll() }
+    public mutating func removeAll() {
+        entries.removeAll(keepingCapacity: true)
+        order = Array(repeating: nil, count: capacity)
+        oldest = 0
+        ordered = 0
+    }
 
-    private static func seconds(_ value: JSONValue) -> Double? {
+    @usableFromInline
+    static func seconds(_ value: JSONValue) -> Double? {
         guard case .number(let number) = value else { return nil }
         return number.doubleValue
     }

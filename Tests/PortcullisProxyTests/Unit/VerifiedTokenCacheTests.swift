@@ -116,23 +116,55 @@ struct VerifiedTokenCacheTests {
         #expect(cache.lookup(2, now: 10, isKeyCurrent: current)?.keyID == "kept")
     }
 
-    @Test("capacity is never exceeded, and a full cache sheds an eighth of its entries at once")
+    @Test("capacity is never exceeded: a full cache evicts its oldest entry, one per insert")
     func capacityIsNeverExceeded() {
         var cache = VerifiedTokenCache<Int>(capacity: 64)
         let token = Self.token(exp: 1000)
         for digest in 0..<64 { cache.insert(token, for: digest, now: 0, clockSkew: 0) }
         #expect(cache.count == 64)
         cache.insert(token, for: 64, now: 0, clockSkew: 0)
-        #expect(cache.count == 64 - 8 + 1)
+        #expect(cache.count == 64)
+        #expect(cache.lookup(0, now: 1, isKeyCurrent: Self.always) == nil)
+        #expect(cache.lookup(1, now: 1, isKeyCurrent: Self.always) != nil)
         #expect(cache.lookup(64, now: 1, isKeyCurrent: Self.always) != nil)
         for digest in 65..<5000 {
             cache.insert(token, for: digest, now: 0, clockSkew: 0)
-            #expect(cache.count <= 64)
-            #expect(cache.count >= 1)
+            #expect(cache.count == 64)
+        }
+        // The 64 most recent are the ones kept.
+        for digest in 4936..<5000 { #expect(cache.lookup(digest, now: 1, isKeyCurrent: Self.always) != nil) }
+        #expect(cache.lookup(4935, now: 1, isKeyCurrent: Self.always) == nil)
+    }
+
+    @Test("cache flushing by a flood of new tokens: a cycle of distinct tokens below capacity keeps hitting")
+    func cycleBelowCapacityAlwaysHits() {
+        var cache = VerifiedTokenCache<Int>(capacity: 100)
+        let token = Self.token(exp: 1000)
+        for round in 0..<5 {
+            for digest in 0..<90 {
+                if round > 0 { #expect(cache.lookup(digest, now: 1, isKeyCurrent: Self.always) != nil) }
+                cache.insert(token, for: digest, now: 0, clockSkew: 0)
+            }
+        }
+        #expect(cache.count == 90)
+    }
+
+    @Test("entries dropped as stale leave the ring in turn: re-inserted digests never push the count over")
+    func staleEntriesAndReinsertion() {
+        var cache = VerifiedTokenCache<Int>(capacity: 8)
+        for round in 0..<50 {
+            for digest in 0..<12 {
+                // Every other round the token has expired by lookup time, so its entry is dropped first.
+                let expired = round % 2 == 0
+                _ = cache.lookup(digest, now: expired ? 2000 : 1, isKeyCurrent: Self.always)
+                cache.insert(Self.token(exp: 1000), for: digest, now: 0, clockSkew: 0)
+                #expect(cache.count <= 8)
+                #expect(cache.lookup(digest, now: 1, isKeyCurrent: Self.always) != nil)
+            }
         }
     }
 
-    @Test("a capacity below eight still evicts one entry at a time", arguments: [1, 2, 7])
+    @Test("a small capacity evicts one entry at a time", arguments: [1, 2, 7])
     func smallCapacityEvictsAtLeastOne(capacity: Int) {
         var cache = VerifiedTokenCache<Int>(capacity: capacity)
         for digest in 0..<(capacity * 5) {
