@@ -1,26 +1,15 @@
 import PortcullisCore
 import PortcullisCrypto
+import PortcullisTestSupport
 import Testing
 
 /// Hostile input of every shape must be refused without crashing. A fixed-seed generator keeps every run
 /// identical, so a failure is reproducible.
 @Suite("Robustness")
 struct RobustnessTests {
-    /// SplitMix64: small, fast, deterministic.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ \u{0}é{}\"".utf8)
 
-    static func mutate(_ token: [UInt8], _ random: inout SeededGenerator) -> [UInt8] {
+    static func mutate(_ token: [UInt8], _ random: inout SplitMix64) -> [UInt8] {
         var bytes = token
         for _ in 0..<Int.random(in: 1...4, using: &random) {
             let position = bytes.isEmpty ? 0 : Int.random(in: 0..<bytes.count, using: &random)
@@ -39,7 +28,7 @@ struct RobustnessTests {
 
     @Test("20,000 mutated genuine tokens: no crash, and none accepted unless unchanged")
     func mutatedTokens() throws {
-        var random = SeededGenerator(state: 0x5EED)
+        var random = SplitMix64(seed: 0x5EED)
         let examples = RFCExampleTests.examples
         let prepared = try examples.map { example in
             (Array(example.token.utf8), try keySet(.object(["keys": .array([example.jwk])])).0)
@@ -66,7 +55,7 @@ struct RobustnessTests {
 
     @Test("random bytes never crash the JSON parser")
     func randomJSON() {
-        var random = SeededGenerator(state: 42)
+        var random = SplitMix64(seed: 42)
         let pieces = Array("{}[]\",:0123456789-+.eEtrufalsn \\u00d8\u{1}é".utf8)
         for _ in 0..<20_000 {
             let bytes = (0..<Int.random(in: 0..<64, using: &random)).map { _ in pieces.randomElement(using: &random)! }
@@ -76,7 +65,7 @@ struct RobustnessTests {
 
     @Test("random claim paths never crash the compiler or the evaluator")
     func randomClaimPaths() throws {
-        var random = SeededGenerator(state: 7)
+        var random = SplitMix64(seed: 7)
         let pieces = Array("$.[]?@()'\"=!^*<>&|,-0123456789abroles searchmatch length\\u".unicodeScalars)
         let claims = try JSONParser().parse(#"{"a":{"b":[1,"x",{"c":null}]},"roles":["admin","user"],"role":"r"}"#)
         var compiled = 0

@@ -1,11 +1,12 @@
 /// Byte-level text helpers shared by the policy layer. Everything here works on UTF-8 code units, never on
 /// `Character`s: HTTP syntax is ASCII, and grapheme clustering would let a combining mark after a delimiter
 /// hide it (`?` followed by U+0301 is one `Character` that is not `"?"`).
-enum PolicyText {
+/// Byte-level text rules shared by the policy and, at package level, by the proxy's gate and header rewrite.
+package enum PolicyText {
     static let slash = UInt8(ascii: "/")
     static let percent = UInt8(ascii: "%")
-    static let space = UInt8(ascii: " ")
-    static let tab = UInt8(ascii: "\t")
+    @usableFromInline static let space = UInt8(ascii: " ")
+    @usableFromInline static let tab = UInt8(ascii: "\t")
 
     /// The value of one hex digit, either case.
     static func hexValue(_ byte: UInt8) -> UInt8? {
@@ -22,13 +23,15 @@ enum PolicyText {
         value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "A") + value - 10
     }
 
-    static func asciiLowercased(_ byte: UInt8) -> UInt8 {
+    @inlinable
+    package static func asciiLowercased(_ byte: UInt8) -> UInt8 {
         byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 0x20 : byte
     }
 
     /// Equal ignoring ASCII letter case only (header names, auth schemes, methods): no Unicode case folding,
     /// so `ſ` (long s) never matches `s`.
-    static func equalsIgnoringASCIICase(_ lhs: some StringProtocol, _ rhs: some StringProtocol) -> Bool {
+    @inlinable
+    package static func equalsIgnoringASCIICase(_ lhs: some StringProtocol, _ rhs: some StringProtocol) -> Bool {
         lhs.utf8.count == rhs.utf8.count
             && zip(lhs.utf8, rhs.utf8).allSatisfy { asciiLowercased($0) == asciiLowercased($1) }
     }
@@ -47,7 +50,8 @@ enum PolicyText {
     }
 
     /// `text` without leading and trailing spaces and tabs (HTTP's optional whitespace).
-    static func trimmingOptionalWhitespace(_ text: Substring) -> Substring {
+    @inlinable
+    package static func trimmingOptionalWhitespace(_ text: Substring) -> Substring {
         let utf8 = text.utf8
         guard let first = utf8.firstIndex(where: { $0 != space && $0 != tab }),
             let last = utf8.lastIndex(where: { $0 != space && $0 != tab })

@@ -50,7 +50,7 @@ public struct RequestGate: Sendable {
         let codings = head.headers["transfer-encoding"]
         if !codings.isEmpty
             && (codings.count != 1
-                || !PolicyTextBridge.equalsIgnoringASCIICase(
+                || !PolicyText.equalsIgnoringASCIICase(
                     codings[0].trimmingCharacters(in: .whitespaces), "chunked"))
         {
             return .respond(.unsupportedTransferCoding)
@@ -95,7 +95,7 @@ public struct RequestGate: Sendable {
         if bytes.first == UInt8(ascii: "/") { return target }
         for scheme in ["http://", "https://"] {
             guard bytes.count >= scheme.utf8.count,
-                PolicyTextBridge.equalsIgnoringASCIICase(target.prefix(scheme.count), scheme)
+                PolicyText.equalsIgnoringASCIICase(target.prefix(scheme.count), scheme)
             else { continue }
             let afterScheme = target.dropFirst(scheme.count)
             guard
@@ -116,26 +116,5 @@ public struct RequestGate: Sendable {
         var total = head.method.rawValue.utf8.count + head.uri.utf8.count + 12
         for header in head.headers { total += header.name.utf8.count + header.value.utf8.count + 4 }
         return total
-    }
-}
-
-/// ASCII case folding for the few comparisons the gate makes outside PortcullisCore.
-enum PolicyTextBridge {
-    static func equalsIgnoringASCIICase(_ lhs: some StringProtocol, _ rhs: some StringProtocol) -> Bool {
-        lhs.utf8.count == rhs.utf8.count
-            && zip(lhs.utf8, rhs.utf8).allSatisfy { lowercased($0) == lowercased($1) }
-    }
-
-    /// `text` without leading and trailing spaces and tabs.
-    static func trimmed(_ text: Substring) -> Substring {
-        let bytes = text.utf8
-        guard let first = bytes.firstIndex(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }),
-            let last = bytes.lastIndex(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") })
-        else { return text[text.endIndex...] }
-        return Substring(bytes[first...last])
-    }
-
-    static func lowercased(_ byte: UInt8) -> UInt8 {
-        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
     }
 }

@@ -101,18 +101,18 @@ public enum UpstreamRequestHead {
         var dropped: [String] = []
         for (name, value) in upstream.headers {
             if isHopByHop(name) {
-                if !dropped.contains(where: { PolicyTextBridge.equalsIgnoringASCIICase($0, name) }) {
+                if !dropped.contains(where: { PolicyText.equalsIgnoringASCIICase($0, name) }) {
                     dropped.append(name)
                 }
-                guard PolicyTextBridge.equalsIgnoringASCIICase(name, "connection") else { continue }
+                guard PolicyText.equalsIgnoringASCIICase(name, "connection") else { continue }
                 // RFC 9110 §7.6.1: the headers `Connection` names are hop-by-hop too; framing and cookies
                 // stay whatever it names.
                 for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-                    let token = PolicyTextBridge.trimmed(Substring(token))
+                    let token = PolicyText.trimmingOptionalWhitespace(Substring(token))
                     guard !token.isEmpty, !isHopByHop(token),
-                        !PolicyTextBridge.equalsIgnoringASCIICase(token, "content-length"),
-                        !PolicyTextBridge.equalsIgnoringASCIICase(token, "set-cookie"),
-                        !dropped.contains(where: { PolicyTextBridge.equalsIgnoringASCIICase($0, token) })
+                        !PolicyText.equalsIgnoringASCIICase(token, "content-length"),
+                        !PolicyText.equalsIgnoringASCIICase(token, "set-cookie"),
+                        !dropped.contains(where: { PolicyText.equalsIgnoringASCIICase($0, token) })
                     else { continue }
                     dropped.append(String(token))
                 }
@@ -132,7 +132,7 @@ public enum UpstreamRequestHead {
         guard length == 2 || length == 7 || length == 10 || length == 16 || length == 17 || length == 19 else {
             return false
         }
-        return hopByHopNames.contains { PolicyTextBridge.equalsIgnoringASCIICase(name, $0) }
+        return hopByHopNames.contains { PolicyText.equalsIgnoringASCIICase(name, $0) }
     }
 
     private static let hopByHopNames = Array(hopByHop)
