@@ -1,6 +1,6 @@
 public import Foundation
 public import Logging
-public import NIOCore
+import NIOCore
 public import PortcullisConfig
 public import PortcullisKeySource
 import Synchronization

@@ -269,6 +269,33 @@ struct PolicyTokenExtractionTests {
         }
     }
 
+    @Test(
+        "a lone header source answers exactly as it does beside another source",
+        arguments: [bearer, apiKey])
+    func loneHeaderSourceMatchesGeneralPath(source: TokenSource) {
+        // One header source takes a shortcut past the per-source tables; a query source that no request here
+        // uses sends the same requests down the general path.
+        let general = [source, .query(name: "unused")]
+        let requests: [[(name: String, value: String)]] = [
+            [],
+            [("Authorization", "Bearer abc")],
+            [("authorization", "bearer  abc  ")],
+            [("Authorization", "Bearer")],
+            [("Authorization", "Bearer ")],
+            [("Authorization", "Basic abc")],
+            [("Authorization", "Bearerabc")],
+            [("Authorization", "Bearer abc"), ("Authorization", "Bearer abc")],
+            [("Authorization", "Basic x"), ("Authorization", "Bearer abc")],
+            [("X-Api-Token", "abc")],
+            [("x-api-token", "  ")],
+            [("X-API-TOKEN", "abc"), ("X-Api-Token", "abc")],
+            [("Cookie", "session=abc"), ("Accept", "*/*")],
+        ]
+        for headers in requests {
+            #expect(extract(headers, sources: [source]) == extract(headers, sources: general), "\(headers)")
+        }
+    }
+
     @Test("sources describe themselves for messages")
     func descriptions() {
         #expect(Self.bearer.description == "the Authorization header")

@@ -243,7 +243,7 @@ struct ServeCommandTests {
         let upstream = try await EchoUpstream.start()
         let server = RunningBinary(port: try await offPool { try freePort() }, upstream: upstream)
         try server.writeConfiguration(rules: rules)
-        FileManager.default.createFile(atPath: server.logFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: server.logFile.path, contents: nil)
         server.process.executableURL = binary
         server.process.arguments = ["serve", "--config", server.file.path] + arguments
         server.process.environment = ["PORTCULLIS_TEST_SECRET": String(repeating: "k", count: 48)]

@@ -32,8 +32,43 @@ package enum PolicyText {
     /// so `ſ` (long s) never matches `s`.
     @inlinable
     package static func equalsIgnoringASCIICase(_ lhs: some StringProtocol, _ rhs: some StringProtocol) -> Bool {
-        lhs.utf8.count == rhs.utf8.count
-            && zip(lhs.utf8, rhs.utf8).allSatisfy { asciiLowercased($0) == asciiLowercased($1) }
+        // Native strings are contiguous UTF-8: compare the buffers directly. `zip` here ran through unspecialized
+        // generic iterators and runtime metadata lookups on every header of every request.
+        let contiguous = lhs.utf8.withContiguousStorageIfAvailable { left in
+            rhs.utf8.withContiguousStorageIfAvailable { right in equalsIgnoringASCIICase(left, right) }
+        }
+        if let contiguous, let result = contiguous { return result }
+        var left = lhs.utf8.makeIterator()
+        var right = rhs.utf8.makeIterator()
+        while true {
+            switch (left.next(), right.next()) {
+            case (nil, nil): return true
+            case (let l?, let r?) where asciiLowercased(l) == asciiLowercased(r): continue
+            default: return false
+            }
+        }
+    }
+
+    /// The common case, without generics: header names in `HTTPHeaders` are `String`s, and the optimizer does
+    /// not always specialize the generic version across modules.
+    @inlinable
+    package static func equalsIgnoringASCIICase(_ lhs: String, _ rhs: String) -> Bool {
+        var lhs = lhs
+        var rhs = rhs
+        return lhs.withUTF8 { left in rhs.withUTF8 { right in equalsIgnoringASCIICase(left, right) } }
+    }
+
+    @inlinable
+    package static func equalsIgnoringASCIICase(
+        _ lhs: UnsafeBufferPointer<UInt8>, _ rhs: UnsafeBufferPointer<UInt8>
+    )
+        -> Bool
+    {
+        guard lhs.count == rhs.count else { return false }
+        for index in 0..<lhs.count where asciiLowercased(lhs[index]) != asciiLowercased(rhs[index]) {
+            return false
+        }
+        return true
     }
 
     /// Code-unit equality. Swift's `==` on strings is canonical equivalence, which would treat a precomposed

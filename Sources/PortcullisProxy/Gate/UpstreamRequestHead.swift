@@ -108,13 +108,14 @@ public enum UpstreamRequestHead {
                 // RFC 9110 §7.6.1: the headers `Connection` names are hop-by-hop too; framing and cookies
                 // stay whatever it names.
                 for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-                    let token = PolicyText.trimmingOptionalWhitespace(Substring(token))
+                    // Tokens are short: as a `String` they are stored inline, and compared without generics.
+                    let token = String(PolicyText.trimmingOptionalWhitespace(Substring(token)))
                     guard !token.isEmpty, !isHopByHop(token),
                         !PolicyText.equalsIgnoringASCIICase(token, "content-length"),
                         !PolicyText.equalsIgnoringASCIICase(token, "set-cookie"),
                         !dropped.contains(where: { PolicyText.equalsIgnoringASCIICase($0, token) })
                     else { continue }
-                    dropped.append(String(token))
+                    dropped.append(token)
                 }
             }
         }
@@ -126,7 +127,7 @@ public enum UpstreamRequestHead {
     }
 
     /// Whether `name` is one of the fixed hop-by-hop header names, in any letter case.
-    static func isHopByHop(_ name: some StringProtocol) -> Bool {
+    static func isHopByHop(_ name: String) -> Bool {
         let length = name.utf8.count
         // The lengths of the names in `hopByHop`: most header names are rejected without comparing bytes.
         guard length == 2 || length == 7 || length == 10 || length == 16 || length == 17 || length == 19 else {

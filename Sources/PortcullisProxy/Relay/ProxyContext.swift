@@ -1,7 +1,7 @@
 public import Logging
 public import NIOCore
 public import PortcullisConfig
-public import PortcullisCore
+import PortcullisCore
 
 /// Everything the relay needs that is the same for every connection: read-only and shared by all loops.
 public struct ProxySettings: Sendable {
