@@ -25,7 +25,8 @@
 #
 # Measured per run: req/s, p50/p99 latency (wrk --latency), and CPU time per request of the proxy: the
 # utime+stime delta in /proc/PID/stat of every process of the proxy (nginx: master and all workers) over
-# the measured run, divided by the requests wrk completed. The upstream's CPU per request is shown too, and
+# the measured run, divided by the requests wrk completed, and the kernel's part of it (stime alone: system
+# calls and the loopback TCP stack, which every proxy pays). The upstream's CPU per request is shown too, and
 # how many new connections the upstream accepted during the run (nginx stub_status on BASE_PORT+4): 0 means
 # the proxy kept reusing its upstream connections; direct shows wrk's own 64.
 # Each run follows a 2 s warm-up on the same tokens (not counted). With RATE>0 each target and case also
@@ -112,16 +113,18 @@ trap 'exit 130' INT TERM
 
 clk_tck=$(getconf CLK_TCK)
 
-# utime+stime, in clock ticks, of the given processes and their direct children (nginx's workers).
+# utime+stime, in clock ticks, of the given processes and their direct children (nginx's workers); with
+# --system first, stime alone (the kernel's share: system calls and the TCP stack on the proxy's behalf).
 cpu_ticks() {
-    local total=0 pid child fields
+    local total=0 pid child fields system=0
+    [ "$1" = --system ] && { system=1; shift; }
     for pid in "$@"; do
         for child in "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null || true); do
             [ -r "/proc/$child/stat" ] || continue
             # Field 2 (comm) may hold spaces: drop everything up to its closing parenthesis first.
             fields=$(sed 's/^.*) //' "/proc/$child/stat")
             set -- $fields
-            total=$((total + ${12} + ${13}))
+            if [ $system = 1 ]; then total=$((total + ${13})); else total=$((total + ${12} + ${13})); fi
         done
     done
     echo "$total"
@@ -429,17 +432,19 @@ run() { # round target case mode
     case $case in *-unique) split=1 warmup=$work/keys/${case%-unique}-distinct.txt ;; esac
     out=$work/wrk-$round-$target-$case-$mode.txt
     TOKENS_FILE=$warmup PACE_MS=$pace wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$lua" "$url" >/dev/null
-    local p0 u0 a0 p1 u1 a1
+    local p0 u0 a0 p1 u1 a1 k0 k1
     p0=$( [ -n "$proxy_pid" ] && cpu_ticks "$proxy_pid" || echo 0)
+    k0=$( [ -n "$proxy_pid" ] && cpu_ticks --system "$proxy_pid" || echo 0)
     u0=$(cpu_ticks "${pid_of[upstream]}")
     a0=$(upstream_accepts)
     TOKENS_FILE=$tokens TOKENS_SPLIT=$split PACE_MS=$pace \
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency -s "$lua" "$url" >"$out"
     p1=$( [ -n "$proxy_pid" ] && cpu_ticks "$proxy_pid" || echo 0)
+    k1=$( [ -n "$proxy_pid" ] && cpu_ticks --system "$proxy_pid" || echo 0)
     u1=$(cpu_ticks "${pid_of[upstream]}")
     a1=$(upstream_accepts)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$target" "$case" "$mode" "$((p1 - p0))" "$((u1 - u0))" \
-        "$((a1 - a0 - 1))" "$out" >>"$results"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$target" "$case" "$mode" "$((p1 - p0))" "$((u1 - u0))" \
+        "$((a1 - a0 - 1))" "$out" "$((k1 - k0))" >>"$results"
     printf '   %-10s %-15s %-9s %s\n' "$target" "$case" "$mode" \
         "$(awk '/Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=" NON-2xx: " $NF} /tokens reused/ && $NF > 0 {bad=bad " (" $NF " requests reused a token)"} END {print r " req/s, p50 " p50 ", p99 " p99 bad}' "$out")"
 }

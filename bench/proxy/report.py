@@ -4,7 +4,7 @@
     python3 bench/proxy/report.py RESULTS.tsv CLK_TCK CONNECTIONS RATE
 
 RESULTS.tsv: round, target, case, mode (saturated|paced), proxy CPU ticks, upstream CPU ticks, connections the
-upstream accepted, wrk output. With several rounds, each figure is the median over the rounds.
+upstream accepted, wrk output, and the proxy's system (kernel) CPU ticks. With several rounds, each figure is the median over the rounds.
 
 The unique cases (no token sent twice) run on Portcullis only; their ratio is taken against HAProxy's
 distinct case of the same algorithm, HAProxy having no cache of verified tokens.
@@ -51,10 +51,12 @@ def main():
     results, clk_tck, connections, rate = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     runs = {}
     for line in open(results):
-        rnd, target, case, mode, proxy_ticks, upstream_ticks, accepts, path = line.rstrip("\n").split("\t")
+        rnd, target, case, mode, proxy_ticks, upstream_ticks, accepts, path, system_ticks = (
+            line.rstrip("\n").split("\t"))
         wrk = parse_wrk(path)
         requests = max(wrk["requests"], 1)
         wrk["cpu"] = int(proxy_ticks) / clk_tck * 1e6 / requests if target != "direct" else None
+        wrk["kernel_cpu"] = int(system_ticks) / clk_tck * 1e6 / requests if target != "direct" else None
         wrk["upstream_cpu"] = int(upstream_ticks) / clk_tck * 1e6 / requests
         wrk["accepts"] = int(accepts)
         runs.setdefault((target, case, mode), []).append(wrk)
@@ -76,7 +78,7 @@ def main():
         }[mode]
         print(f"== {title}" + (f" (median of {rounds} rounds)" if rounds > 1 else ""))
         print(f"{'target':11} {'case':15} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>11}"
-              f" {'upstream µs':>11} {'up conns':>8} {'errors':>7}")
+              f" {'of it kernel':>12} {'upstream µs':>11} {'up conns':>8} {'errors':>7}")
         for case in CASES:
             for target in targets:
                 if (target, case, mode) not in runs:
@@ -86,6 +88,7 @@ def main():
                       f" {fmt(figure(target, case, mode, 'p50') and figure(target, case, mode, 'p50') / 1000, 2):>7}"
                       f" {fmt(figure(target, case, mode, 'p99') and figure(target, case, mode, 'p99') / 1000, 2):>7}"
                       f" {fmt(figure(target, case, mode, 'cpu')):>11}"
+                      f" {fmt(figure(target, case, mode, 'kernel_cpu')):>12}"
                       f" {fmt(figure(target, case, mode, 'upstream_cpu')):>11}"
                       f" {fmt(figure(target, case, mode, 'accepts'), 0):>8} {bad:>7}")
         print()
