@@ -38,15 +38,8 @@ package enum PolicyText {
             rhs.utf8.withContiguousStorageIfAvailable { right in equalsIgnoringASCIICase(left, right) }
         }
         if let contiguous, let result = contiguous { return result }
-        var left = lhs.utf8.makeIterator()
-        var right = rhs.utf8.makeIterator()
-        while true {
-            switch (left.next(), right.next()) {
-            case (nil, nil): return true
-            case (let l?, let r?) where asciiLowercased(l) == asciiLowercased(r): continue
-            default: return false
-            }
-        }
+        // Text that is not stored contiguously (bridged, on other platforms): a native copy is.
+        return equalsIgnoringASCIICase(String(lhs), String(rhs))
     }
 
     /// The common case, without generics: header names in `HTTPHeaders` are `String`s, and the optimizer does
