@@ -92,7 +92,7 @@ public final class TokenAuthenticator: Sendable {
     public func authenticateWithoutWaiting(
         _ token: Substring, now: Double, afterRefetch: Bool = false
     ) -> ImmediateOutcome {
-        do {
+        do throws(TokenRefusal) {
             let limits = sources.first?.configuration.limits ?? TokenLimits()
             let parsed = try UnverifiedToken(token, limits: limits)
             var issuer: String?
@@ -113,7 +113,7 @@ public final class TokenAuthenticator: Sendable {
                 return decide(parsed, at: index, now: now, afterRefetch: afterRefetch)
             }
         } catch {
-            return .decided(.failure(error as? TokenRefusal ?? TokenRefusal(.malformed, "JWT could not be read")))
+            return .decided(.failure(error))
         }
     }
 

@@ -1,6 +1,6 @@
 public import NIOHTTP1
 public import PortcullisConfig
-public import PortcullisCore
+import PortcullisCore
 
 /// The request head sent upstream, built from the client's. Pure.
 ///

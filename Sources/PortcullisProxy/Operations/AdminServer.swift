@@ -1,7 +1,7 @@
-public import NIOCore
+import NIOCore
 import NIOHTTP1
 import PortcullisCore
-public import PortcullisKeySource
+import PortcullisKeySource
 
 /// The admin listener: `/healthz`, `/readyz` and `/metrics`, on a port of its own so that it never faces
 /// the public.

@@ -95,27 +95,56 @@ public final class ProxyMetrics: Sendable {
         cacheEntries.add(delta, ordering: .relaxed)
     }
 
+    /// The figures read from state when `/metrics` is asked for, with their `# HELP` lines. Computed: the
+    /// descriptor type is not `Sendable`, so it cannot be a stored static.
+    private enum StateMetric {
+        static var openConnections: MetricNameDescriptor {
+            named("portcullis_open_connections", help: "Client connections open now.")
+        }
+        static var cacheEntries: MetricNameDescriptor {
+            named(
+                "portcullis_token_cache_entries", help: "Verified tokens held in the caches of all event loops.")
+        }
+        static var jwksKeys: MetricNameDescriptor {
+            named("portcullis_jwks_keys", help: "Keys in the provider's key set now.")
+        }
+        static var jwksAge: MetricNameDescriptor {
+            named(
+                "portcullis_jwks_age_seconds",
+                help: "Seconds since the provider's key set was last loaded; -1 before the first load.")
+        }
+        static var jwksFetches: MetricNameDescriptor {
+            named(
+                "portcullis_jwks_fetches_total", help: "Key set fetches per provider, by result.")
+        }
+
+        /// A full metric name as one descriptor component: the names are written out whole, as they are shown.
+        private static func named(_ name: String, help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+        }
+    }
+
     /// The Prometheus text exposition, with the state-derived figures read now.
     public func exposition(authenticator: TokenAuthenticator, openConnections: Int) -> [UInt8] {
-        registry.makeGauge(name: "portcullis_open_connections").set(Double(openConnections))
-        registry.makeGauge(name: "portcullis_token_cache_entries").set(Double(cacheEntries.load(ordering: .relaxed)))
+        registry.makeGauge(descriptor: StateMetric.openConnections).set(Double(openConnections))
+        registry.makeGauge(descriptor: StateMetric.cacheEntries).set(Double(cacheEntries.load(ordering: .relaxed)))
         for source in authenticator.sources {
             let provider = source.configuration.name
             let statistics = source.statistics
-            registry.makeGauge(name: "portcullis_jwks_keys", labels: [("provider", provider)]).set(
+            registry.makeGauge(descriptor: StateMetric.jwksKeys, labels: [("provider", provider)]).set(
                 Double(statistics.keyCount))
-            registry.makeGauge(name: "portcullis_jwks_age_seconds", labels: [("provider", provider)]).set(
+            registry.makeGauge(descriptor: StateMetric.jwksAge, labels: [("provider", provider)]).set(
                 source.keySetAge ?? -1)
             let previous = reportedFetches.withLock { reported in
                 defer { reported[provider] = (statistics.fetchSuccesses, statistics.fetchFailures) }
                 return reported[provider] ?? (0, 0)
             }
             registry.makeCounter(
-                name: "portcullis_jwks_fetches_total", labels: [("provider", provider), ("result", "success")]
+                descriptor: StateMetric.jwksFetches, labels: [("provider", provider), ("result", "success")]
             )
             .increment(by: Int64(statistics.fetchSuccesses - previous.successes))
             registry.makeCounter(
-                name: "portcullis_jwks_fetches_total", labels: [("provider", provider), ("result", "failure")]
+                descriptor: StateMetric.jwksFetches, labels: [("provider", provider), ("result", "failure")]
             )
             .increment(by: Int64(statistics.fetchFailures - previous.failures))
         }

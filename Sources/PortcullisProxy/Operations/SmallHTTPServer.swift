@@ -72,7 +72,7 @@ public enum SmallHTTPServer {
                         promise: nil)
                 }
                 let keepAlive = head.isKeepAlive
-                context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in
+                context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                     if !keepAlive { context.close(promise: nil) }
                 }
             }
