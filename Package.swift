@@ -113,6 +113,18 @@ let package = Package(
             path: "Benchmarks/VerifyBenchmark",
             swiftSettings: strictSettings
         ),
+        // The floor of the stack: bare SwiftNIO relays (HTTP codec, raw bytes) that bench/proxy.sh measures beside
+        // nginx and Portcullis.
+        .executableTarget(
+            name: "portcullis-relay-floor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/RelayFloor",
+            swiftSettings: strictSettings
+        ),
         // Shared by the test targets: the independent token minter, log capture.
         .target(
             name: "PortcullisTestSupport",

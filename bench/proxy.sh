@@ -12,6 +12,11 @@
 #               the PEM key, then exp (30 s skew), iss and aud, and the role claim forwarded as a header
 #   portcullis  `portcullis serve` with one provider (file:// JWKS holding both keys, issuer, audience,
 #               algorithms RS256+ES256), role claim `.role`, and one rule: every path needs a valid token
+#   nio-http    the floor of the stack's HTTP relay (Benchmarks/RelayFloor): SwiftNIO's HTTP/1.1 codec on both
+#               sides, the NIOHTTP1 handlers Portcullis uses, every request and response passed through as it
+#               came; no token, no rule, no header rewrite. What any proxy built on NIOHTTP1 pays at least
+#   nio-tcp     the floor of SwiftNIO itself: bytes glued between two sockets, no HTTP at all
+#               (both floors: one upstream connection per client connection, one event loop per core)
 # Cases, each for RS256 and ES256, tokens minted by joserfc (bench/proxy/mint.py) and sent by
 # bench/proxy/tokens.lua:
 #   repeated   one token on every request
@@ -54,13 +59,14 @@
 # runs; 0 skips them), PACED_DURATION (5s), DISTINCT (10000), UNIQUE (150000 per algorithm, enough for
 # DURATION=10s at about 14,000 req/s; 0 skips the unique cases; the report says if any token was sent
 # twice), WORKERS (nproc), BASE_PORT (18080: upstream, nginx, haproxy and portcullis listen on
-# BASE_PORT+0..3, the upstream's counters on BASE_PORT+4), TARGETS ("direct nginx haproxy portcullis"),
+# BASE_PORT+0..3, the upstream's counters on BASE_PORT+4, the floors on +5 and +6), TARGETS ("direct nginx
+# haproxy portcullis nio-http nio-tcp"),
 # PORTCULLIS_BIN (use this binary instead of building .build/release/portcullis), KEEP_WORK=1 (keep the
 # temporary directory with configurations, tokens, logs and raw wrk output).
 #
 # Needs: wrk, nginx and haproxy (installed with apt-get when missing), curl, python3 with joserfc, and Swift
 # for Portcullis. Portcullis is skipped, with a message, when its build has no `serve` command. Takes about
-# 7 minutes with the defaults (a minute of it minting tokens); exit status 1 if a target failed to start or
+# 11 minutes with the defaults (a minute of it minting tokens); exit status 1 if a target failed to start or
 # failed the sanity check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,14 +81,14 @@ PACED_DURATION=${PACED_DURATION:-5s}
 DISTINCT=${DISTINCT:-10000}
 WORKERS=${WORKERS:-$(nproc)}
 BASE_PORT=${BASE_PORT:-18080}
-TARGETS=${TARGETS:-direct nginx haproxy portcullis}
+TARGETS=${TARGETS:-direct nginx haproxy portcullis nio-http nio-tcp}
 UNIQUE=${UNIQUE:-150000}
 CASES=(rs256-repeated es256-repeated rs256-distinct es256-distinct)
 [ "$UNIQUE" != 0 ] && CASES+=(rs256-unique es256-unique)
 
 upstream_port=$BASE_PORT
 declare -A port=([direct]=$BASE_PORT [nginx]=$((BASE_PORT + 1)) [haproxy]=$((BASE_PORT + 2))
-    [portcullis]=$((BASE_PORT + 3)))
+    [portcullis]=$((BASE_PORT + 3)) [nio-http]=$((BASE_PORT + 5)) [nio-tcp]=$((BASE_PORT + 6)))
 status_port=$((BASE_PORT + 4))
 
 # --- what the benchmark needs --------------------------------------------------------------------------------
@@ -316,6 +322,10 @@ if want portcullis; then
         command -v flock >/dev/null && lock=(flock /tmp/portcullis-swift-build.lock)
         if "${lock[@]}" swift build -c release --product portcullis >"$work/build.log" 2>&1; then
             portcullis_bin=.build/release/portcullis
+            if want nio-http || want nio-tcp; then
+                "${lock[@]}" swift build -c release --product portcullis-relay-floor >>"$work/build.log" 2>&1 ||
+                    skipped+=("nio-http, nio-tcp (release build of portcullis-relay-floor failed)")
+            fi
         else
             tail -20 "$work/build.log"
             skipped+=("portcullis (release build failed, see above)")
@@ -367,6 +377,20 @@ if [ -n "$portcullis_bin" ]; then
         fi
     fi
 fi
+
+floor_bin=${RELAY_FLOOR_BIN:-$(dirname "${portcullis_bin:-.build/release/portcullis}")/portcullis-relay-floor}
+for floor in nio-http nio-tcp; do
+    want "$floor" || continue
+    if [ ! -x "$floor_bin" ]; then
+        skipped+=("$floor (no $floor_bin; set RELAY_FLOOR_BIN)")
+        continue
+    fi
+    "$floor_bin" "${floor#nio-}" "${port[$floor]}" "$upstream_port" >"$work/$floor.log" 2>&1 &
+    pids+=($!)
+    pid_of[$floor]=$!
+    wait_ready "$floor" "http://127.0.0.1:${port[$floor]}/" "${pid_of[$floor]}" 10 && active+=("$floor") ||
+        failed+=("$floor")
+done
 
 # --- sanity: valid tokens pass, bad ones are refused ----------------------------------------------------------------
 status() { # url token-or-empty
