@@ -89,6 +89,13 @@ struct OperationsTests {
         #expect(after.contains("portcullis_verification_duration_seconds_bucket"))
         #expect(after.contains("portcullis_upstream_duration_seconds_count"))
         #expect(after.contains("portcullis_open_connections"))
+        // The figures read from state say what they are, as Prometheus's exposition format allows.
+        for name in [
+            "portcullis_open_connections", "portcullis_token_cache_entries", "portcullis_jwks_keys",
+            "portcullis_jwks_age_seconds", "portcullis_jwks_fetches_total",
+        ] {
+            #expect(after.contains("# HELP \(name) "), "no HELP line for \(name)")
+        }
         await harness.stop()
     }
 
