@@ -1,5 +1,5 @@
-// The floor of any SwiftNIO proxy on this machine: relays that do nothing a proxy must not skip, measured by
-// bench/proxy.sh beside nginx and Portcullis so the cost of the stack itself has a figure of its own.
+// The floor of any SwiftNIO proxy on this machine: relays that skip everything a proxy is for, measured by
+// bench/proxy.sh beside nginx and Portcullis, so that the cost of the stack itself has a figure of its own.
 //
 // usage: portcullis-relay-floor http|tcp LISTEN_PORT UPSTREAM_PORT
 //   http  NIO's HTTP/1.1 codec on both sides (llhttp and HTTPHeaders, as Portcullis uses them), each request
