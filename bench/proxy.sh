@@ -61,7 +61,8 @@
 # twice), WORKERS (nproc), BASE_PORT (18080: upstream, nginx, haproxy and portcullis listen on
 # BASE_PORT+0..3, the upstream's counters on BASE_PORT+4, the floors on +5 and +6), TARGETS ("direct nginx
 # haproxy portcullis nio-http nio-tcp"),
-# PORTCULLIS_BIN (use this binary instead of building .build/release/portcullis), KEEP_WORK=1 (keep the
+# PORTCULLIS_BIN (use this binary instead of building .build/release/portcullis), RELAY_FLOOR_BIN (the
+# floors' binary; by default portcullis-relay-floor beside Portcullis's), KEEP_WORK=1 (keep the
 # temporary directory with configurations, tokens, logs and raw wrk output).
 #
 # Needs: wrk, nginx and haproxy (installed with apt-get when missing), curl, python3 with joserfc, and Swift

@@ -52,6 +52,8 @@ let server = try ServerBootstrap(group: group)
     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
     .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
     .childChannelInitializer { client in
+        // Both cases are written out: one generic helper building either pair measured about 3 µs of user
+        // time per request slower (A/B, one sitting), and this program's figure has to be the floor.
         switch mode {
         case .tcp:
             let clientSide = Glue<RawBytes>()
