@@ -32,7 +32,9 @@ public enum UpstreamRequestHead {
         return removed
     }
 
-    /// - Parameter baseRemoved: `removedHeaders(forwarding:)`, when the caller keeps it.
+    /// - Parameters:
+    ///   - requestID: the request's id, sent as `X-Request-Id` in place of any the client sent.
+    ///   - baseRemoved: `removedHeaders(forwarding:)`, when the caller keeps it.
     public static func make(
         client head: HTTPRequestHead,
         target: String,
@@ -40,6 +42,7 @@ public enum UpstreamRequestHead {
         forwarding: PortcullisConfiguration.Forwarding,
         clientAddress: String?,
         isUpgrade: Bool,
+        requestID: String? = nil,
         baseRemoved: Set<String>? = nil
     ) -> HTTPRequestHead {
         var removed = baseRemoved ?? removedHeaders(forwarding: forwarding)
@@ -52,8 +55,9 @@ public enum UpstreamRequestHead {
         // Names `Connection` lists that Portcullis sets itself (X-Forwarded-For) are still set below.
 
         var headers = HTTPHeaders()
-        headers.reserveCapacity(head.headers.count + identityHeaders.count + 4)
-        var forwardedFor: [String] = []
+        headers.reserveCapacity(head.headers.count + identityHeaders.count + 5)
+        // One string, not a list to join: a request rarely arrives with an `X-Forwarded-For` of its own.
+        var forwardedFor: String?
         // The gate admits only `chunked`; a chunked body never also carries a length (RFC 9112 §6.3).
         let isChunked = head.headers.contains(name: "transfer-encoding")
         var host: String?
@@ -61,9 +65,10 @@ public enum UpstreamRequestHead {
             let lowered = name.lowercased()
             if lowered == "transfer-encoding" || (isChunked && lowered == "content-length") { continue }
             if lowered == "x-forwarded-for" {
-                forwardedFor.append(value)
+                forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
                 continue
             }
+            if requestID != nil && lowered == "x-request-id" { continue }
             if lowered == "host" { host = host ?? value }
             if removed.contains(lowered) { continue }
             headers.add(name: name, value: value)
@@ -76,10 +81,11 @@ public enum UpstreamRequestHead {
             headers.add(name: "Connection", value: "upgrade")
             headers.add(name: "Upgrade", value: upgrade)
         }
-        if let clientAddress { forwardedFor.append(clientAddress) }
-        if !forwardedFor.isEmpty { headers.add(name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", ")) }
+        if let clientAddress { forwardedFor = forwardedFor.map { $0 + ", " + clientAddress } ?? clientAddress }
+        if let forwardedFor { headers.add(name: "X-Forwarded-For", value: forwardedFor) }
         headers.add(name: "X-Forwarded-Proto", value: "http")
         if let host { headers.add(name: "X-Forwarded-Host", value: host) }
+        if let requestID { headers.add(name: "X-Request-Id", value: requestID) }
         for header in identityHeaders { headers.add(name: header.name, value: header.value) }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
     }
@@ -94,36 +100,51 @@ public enum UpstreamRequestHead {
     /// The response head sent to the client: hop-by-hop headers removed, framing left to the encoder, except
     /// on a `101 Switching Protocols`, which keeps `Upgrade` and `Connection`.
     ///
-    /// This runs for every response, and most carry `Connection: keep-alive` and nothing else to remove: the
-    /// names to drop are found in one pass and removed in place, without lowercasing or a set per response.
+    /// This runs for every response, and most carry `Connection: keep-alive` and nothing else to remove. So the
+    /// common case allocates once, for the filtered header list: no list of names to drop (only names that
+    /// `Connection` adds beyond the fixed ones are collected), no split of its value, and the head's storage is
+    /// copied only when the version really changes.
     public static func clientResponseHead(_ upstream: HTTPResponseHead) -> HTTPResponseHead {
         if upstream.status == .switchingProtocols { return upstream }
-        var dropped: [String] = []
-        for (name, value) in upstream.headers {
-            if isHopByHop(name) {
-                if !dropped.contains(where: { PolicyText.equalsIgnoringASCIICase($0, name) }) {
-                    dropped.append(name)
-                }
-                guard PolicyText.equalsIgnoringASCIICase(name, "connection") else { continue }
-                // RFC 9110 §7.6.1: the headers `Connection` names are hop-by-hop too; framing and cookies
-                // stay whatever it names.
-                for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-                    // Tokens are short: as a `String` they are stored inline, and compared without generics.
-                    let token = String(PolicyText.trimmingOptionalWhitespace(Substring(token)))
-                    guard !token.isEmpty, !isHopByHop(token),
-                        !PolicyText.equalsIgnoringASCIICase(token, "content-length"),
-                        !PolicyText.equalsIgnoringASCIICase(token, "set-cookie"),
-                        !dropped.contains(where: { PolicyText.equalsIgnoringASCIICase($0, token) })
-                    else { continue }
-                    dropped.append(token)
-                }
+        var response = upstream
+        if response.version != .http1_1 { response.version = .http1_1 }
+        var dropsAny = false
+        // Names `Connection` lists that are not hop-by-hop already: rare.
+        var named: [String] = []
+        for (name, value) in upstream.headers where isHopByHop(name) {
+            dropsAny = true
+            guard PolicyText.equalsIgnoringASCIICase(name, "connection") else { continue }
+            // RFC 9110 §7.6.1: the headers `Connection` names are hop-by-hop too; framing and cookies stay
+            // whatever it names.
+            forEachListToken(in: value) { token in
+                guard !isHopByHop(token), !PolicyText.equalsIgnoringASCIICase(token, "content-length"),
+                    !PolicyText.equalsIgnoringASCIICase(token, "set-cookie"),
+                    !named.contains(where: { PolicyText.equalsIgnoringASCIICase($0, token) })
+                else { return }
+                named.append(token)
             }
         }
-        if dropped.isEmpty && upstream.version == .http1_1 { return upstream }
-        var response = upstream
-        response.version = .http1_1
-        for name in dropped { response.headers.remove(name: name) }
+        guard dropsAny else { return response }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(upstream.headers.count)
+        for (name, value) in upstream.headers
+        where !isHopByHop(name) && !named.contains(where: { PolicyText.equalsIgnoringASCIICase($0, name) }) {
+            headers.add(name: name, value: value)
+        }
+        response.headers = headers
         return response
+    }
+
+    /// Calls `body` with each non-empty element of a comma-separated header value, without its optional
+    /// whitespace. Tokens are short: as `String`s they are stored inline, and compared without generics.
+    private static func forEachListToken(in value: String, _ body: (String) -> Void) {
+        var rest = Substring(value)
+        while !rest.isEmpty {
+            let comma = rest.utf8.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
+            let token = PolicyText.trimmingOptionalWhitespace(rest[..<comma])
+            if !token.isEmpty { body(String(token)) }
+            rest = comma == rest.endIndex ? rest[comma...] : rest[rest.utf8.index(after: comma)...]
+        }
     }
 
     /// Whether `name` is one of the fixed hop-by-hop header names, in any letter case.

@@ -167,13 +167,12 @@ extension ClientConnection {
                 return
             }
             let isUpgrade = UpstreamRequestHead.isUpgradeRequest(request.head)
-            var upstreamHead = UpstreamRequestHead.make(
+            let upstreamHead = UpstreamRequestHead.make(
                 client: request.head, target: request.admission.upstreamTarget,
                 identityHeaders: ForwardedIdentity.headers(
                     identity: identity, anonymousRole: settings.anonymousRole, forwarding: settings.forwarding),
                 forwarding: settings.forwarding, clientAddress: clientAddress, isUpgrade: isUpgrade,
-                baseRemoved: settings.removedRequestHeaders)
-            if let id = record?.id { upstreamHead.headers.replaceOrAdd(name: "X-Request-Id", value: id) }
+                requestID: record?.id, baseRemoved: settings.removedRequestHeaders)
             relay(Exchange(request: request, upstreamHead: upstreamHead, isUpgrade: isUpgrade))
         }
     }
@@ -241,15 +240,20 @@ extension ClientConnection {
         bufferedWhileDeciding.removeAll()
         for part in early { receivedBody(part, exchange: exchange) }
         guard case .relaying(let current) = state, current === exchange else { return }
-        let completion = { [self] (result: Result<(connection: UpstreamConnection, reused: Bool), any Error>) in
+        // An upgrade never takes a parked connection: it will not come back to the pool.
+        if !exchange.isUpgrade, let upstream = loop.pool.takeIdle() {
+            exchange.reused = true
+            start(exchange, on: upstream)
+            return
+        }
+        loop.pool.connect { [self] result in
             switch result {
-            case .success(let (upstream, reused)):
+            case .success(let upstream):
                 guard case .relaying(let current) = state, current === exchange else {
                     // The client went away meanwhile.
                     upstream.close()
                     return
                 }
-                exchange.reused = reused
                 start(exchange, on: upstream)
             case .failure(let error):
                 guard case .relaying(let current) = state, current === exchange else { return }
@@ -257,11 +261,6 @@ extension ClientConnection {
                     "upstream unreachable", metadata: ["error": "\(error)", "upstream": "\(settings.upstream)"])
                 answer(.upstreamUnavailable, keepAlive: exchange.request.keepAlive, hasBody: !exchange.requestEnded)
             }
-        }
-        if exchange.isUpgrade {
-            loop.pool.connect { completion($0.map { ($0, false) }) }
-        } else {
-            loop.pool.acquire(completion)
         }
     }
 

@@ -26,8 +26,9 @@ final class UpstreamConnection {
     private(set) var upstreamWillClose = false
     private(set) var isOpen = true
     private var pendingRead = false
-    /// Called when the connection closes while parked in the pool.
-    var onCloseWhileIdle: ((UpstreamConnection) -> Void)?
+    /// The pool this connection is parked in, told when it closes there. Weak: a pool retired by a reload is
+    /// not kept alive by the connections it closed.
+    weak var parkedIn: UpstreamPool?
     /// Requests carried so far, for reuse decisions (a first request never needs a retry).
     private(set) var exchanges = 0
 
@@ -147,9 +148,9 @@ extension UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
             self.delegate = nil
             delegate.upstreamClosed(error: nil)
         } else {
-            onCloseWhileIdle?(self)
+            parkedIn?.parkedConnectionClosed(self)
         }
-        onCloseWhileIdle = nil
+        parkedIn = nil
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

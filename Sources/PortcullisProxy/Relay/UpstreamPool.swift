@@ -57,18 +57,19 @@ final class UpstreamPool {
 
     var idleCount: Int { idle.count }
 
-    /// Calls `completion` (on the loop) with a parked connection if there is one (`reused` true), else a new
-    /// one. A parked connection is handed over at once, before this returns.
-    func acquire(_ completion: @escaping (Result<(connection: UpstreamConnection, reused: Bool), any Error>) -> Void) {
+    /// The warmest parked connection that is still usable, if any. Handed over at once: the request needs no
+    /// callback (nor the allocation of one) when a connection is parked, which is nearly always.
+    func takeIdle() -> UpstreamConnection? {
         eventLoop.preconditionInEventLoop()
         while let connection = idle.popLast() {
-            connection.onCloseWhileIdle = nil
-            if connection.isReusable { return completion(.success((connection, true))) }
+            connection.parkedIn = nil
+            if connection.isReusable { return connection }
         }
-        connect { result in completion(result.map { ($0, false) }) }
+        return nil
     }
 
-    /// A new connection, never a parked one: for upgrades, and for a retry after a parked one failed.
+    /// A new connection, never a parked one: when none is parked, for upgrades, and for a retry after a parked
+    /// one failed.
     func connect(_ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
@@ -93,10 +94,13 @@ final class UpstreamPool {
             connection.close()
             return
         }
-        connection.onCloseWhileIdle = { [weak self] closed in
-            self?.idle.removeAll { $0 === closed }
-        }
+        connection.parkedIn = self
         idle.append(connection)
+    }
+
+    /// A parked connection closed (the upstream's keep-alive timeout, say): it is forgotten.
+    func parkedConnectionClosed(_ connection: UpstreamConnection) {
+        idle.removeAll { $0 === connection }
     }
 
     /// A reload replaced this pool: its idle connections close, and later releases close too.

@@ -198,6 +198,18 @@ struct UpstreamRequestHeadTests {
         #expect(noHost.values("X-Forwarded-Host").isEmpty)
     }
 
+    @Test("X-Request-Id: the request's id replaces every one the client sent, in any letter case; kept without one")
+    func requestIDReplacesClientValues() throws {
+        let client = UnitFixtures.request(
+            .GET, "/x", [("Host", "a"), ("X-Request-Id", "client-1"), ("x-request-id", "client-2")])
+        let withID = UpstreamRequestHead.make(
+            client: client, target: "/x", identityHeaders: [], forwarding: try UnitFixtures.forwarding(),
+            clientAddress: nil, isUpgrade: false, requestID: "proxy-7")
+        #expect(withID.headers.values("X-Request-Id") == ["proxy-7"])
+        // Without an id of its own, the proxy passes the client's on, as any other header.
+        #expect(try Self.make(client).values("X-Request-Id") == ["client-1", "client-2"])
+    }
+
     // MARK: Upgrades
 
     @Test("an upgrade keeps Upgrade and states Connection: upgrade, dropping the other Connection tokens")
