@@ -134,7 +134,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PortcullisCoreTests",
-            dependencies: ["PortcullisCore"],
+            dependencies: ["PortcullisCore", "PortcullisTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,5 +1,7 @@
-import PortcullisCore
+import PortcullisTestSupport
 import Testing
+
+@testable import PortcullisCore
 
 @Suite("Policy: request path normalization")
 struct PolicyRequestPathTests {
@@ -171,5 +173,32 @@ struct PolicyRequestPathTests {
             #expect(split.path == path[...], "\(target)")
             #expect(split.query.map(String.init) == query, "\(target)")
         }
+    }
+
+    @Test("the shortcut for paths that are normal already gives what the normalizer gives, on generated paths")
+    func alreadyNormalShortcutAgreesWithNormalizer() {
+        // Pieces that keep a path normal and pieces that do not, so both sides of the shortcut are reached.
+        let pieces = [
+            "/", "/", "/", "a", "Z", "9", "-", "_", "~", "!", "$", "&", "'", "(", ")", "*", "+", ",", ";", "=", ":",
+            "@", ".", "..", "%2e", "%2F", "%41", "%", " ", "é", "\\", "#", "\u{01}",
+        ]
+        var generator = SplitMix64(seed: 0x5EED_0F_9A7B)
+        var shortcutTaken = 0
+        for _ in 0..<20_000 {
+            var raw = Int.random(in: 0..<20, using: &generator) == 0 ? "" : "/"
+            for _ in 0..<Int.random(in: 0...10, using: &generator) {
+                raw += pieces.randomElement(using: &generator)!
+            }
+            let quick = Result { () throws(RequestPathRefusal) in try RequestPath(raw[...]).normalized }
+            let normalized = Result { () throws(RequestPathRefusal) in try RequestPath(normalizing: raw[...]).normalized
+            }
+            #expect(quick == normalized, "\(raw.debugDescription)")
+            if PathNormalizer.isAlreadyNormal(raw[...].utf8) {
+                shortcutTaken += 1
+                #expect(quick == .success(raw), "\(raw.debugDescription)")
+            }
+        }
+        // Both sides were exercised.
+        #expect(shortcutTaken > 2_000 && shortcutTaken < 18_000, "\(shortcutTaken)")
     }
 }

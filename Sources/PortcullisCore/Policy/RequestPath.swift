@@ -61,8 +61,19 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
 
     /// Normalizes `raw`, the path of an origin-form request-target (everything before the `?`).
     public init(_ raw: Substring) throws(RequestPathRefusal) {
+        // Most paths are normal already (`/rest/v1/items`): they are taken as they are, without the
+        // normalizer's buffers. `normalize` would return the same bytes (tested on generated paths).
+        normalized = PathNormalizer.isAlreadyNormal(raw.utf8) ? String(raw) : try Self.normalize(raw)
+    }
+
+    /// Always through the normalizer: `init(_:)` minus its shortcut, for the test that checks the shortcut.
+    init(normalizing raw: Substring) throws(RequestPathRefusal) {
+        normalized = try Self.normalize(raw)
+    }
+
+    private static func normalize(_ raw: Substring) throws(RequestPathRefusal) -> String {
         var normalizer = PathNormalizer()
-        normalized = try normalizer.normalize(Array(raw.utf8))
+        return try normalizer.normalize(Array(raw.utf8))
     }
 
     /// Normalizes `raw`, the path of an origin-form request-target (everything before the `?`).
@@ -82,7 +93,7 @@ public struct RequestPath: Sendable, Hashable, CustomStringConvertible {
 
 /// The normalization itself: one pass over the bytes, building the output segment by segment so that a `..`
 /// only has to cut the output back to where the previous segment started.
-private struct PathNormalizer {
+struct PathNormalizer {
     /// The kept segments, each with its leading `/`; no trailing slash.
     private var output: [UInt8] = []
     /// Where each kept segment starts in `output`, for `..`.
@@ -224,6 +235,24 @@ private struct PathNormalizer {
             }
         }
         return false
+    }
+
+    /// Whether `normalize` would return `raw` unchanged, decided in one pass without allocating: a `/` first,
+    /// then only bytes RFC 3986 allows raw in a path (no `%`, so nothing to decode or re-encode), no empty
+    /// segment inside the path (`//`), and no segment starting with `.` (so no dot-segment, and no `..;`).
+    /// A trailing `/` is kept by `normalize` too.
+    static func isAlreadyNormal(_ raw: Substring.UTF8View) -> Bool {
+        guard raw.first == PolicyText.slash else { return false }
+        var previous = PolicyText.slash
+        for byte in raw.dropFirst() {
+            if byte == PolicyText.slash || byte == UInt8(ascii: ".") {
+                if previous == PolicyText.slash { return false }
+            } else if !isAllowedRaw(byte) {
+                return false
+            }
+            previous = byte
+        }
+        return true
     }
 
     /// RFC 3986 §2.3.
