@@ -3,7 +3,7 @@
 # NIOHTTP1 on both sides and nothing else) in front of the same nginx, each driven by wrk with one cached
 # RS256 token, every malloc() of the proxy process counted by a uprobe on libc (perf). Not a test.
 #
-#   sudo bash bench/allocs.sh                 REQUESTS_SECONDS=3 by default
+#   sudo bash bench/allocs.sh                 DURATION=3s by default
 #
 # Why count: on a shared 2-core machine CPU time per request moves by 15-70 % between runs, so a change
 # worth a microsecond cannot be seen in bench/proxy.sh. An allocation count does not move: it is the same
@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SECONDS_PER_RUN=${REQUESTS_SECONDS:-3}
+DURATION=${DURATION:-3s}
 BASE_PORT=${BASE_PORT:-18180}
 upstream_port=$BASE_PORT
 portcullis_port=$((BASE_PORT + 3))
@@ -41,10 +41,10 @@ done
 if [ -z "${PORTCULLIS_BIN:-}" ] || [ -z "${RELAY_FLOOR_BIN:-}" ]; then
     swift build -c release --product portcullis >/dev/null
     swift build -c release --product portcullis-relay-floor >/dev/null
+    bin_dir=$(swift build -c release --show-bin-path)
+    PORTCULLIS_BIN=${PORTCULLIS_BIN:-$bin_dir/portcullis}
+    RELAY_FLOOR_BIN=${RELAY_FLOOR_BIN:-$bin_dir/portcullis-relay-floor}
 fi
-bin_dir=$(swift build -c release --show-bin-path 2>/dev/null || echo .build/release)
-PORTCULLIS_BIN=${PORTCULLIS_BIN:-$bin_dir/portcullis}
-RELAY_FLOOR_BIN=${RELAY_FLOOR_BIN:-$bin_dir/portcullis-relay-floor}
 
 work=$(mktemp -d /tmp/portcullis-allocs.XXXXXX)
 libc=$(ldd "$PORTCULLIS_BIN" | awk '$1 == "libc.so.6" {print $3}')
@@ -121,7 +121,7 @@ count() { # name port command...
     # Warm-up: connections made, the token verified and cached, the pools full.
     wrk -t1 -c16 -d1s -H "Authorization: Bearer $token" "http://127.0.0.1:$port/" >/dev/null
     perf stat -x, -e probe_libc:malloc -p "$pid" -o "$work/$name.perf" -- \
-        wrk -t1 -c16 -d"${SECONDS_PER_RUN}s" -H "Authorization: Bearer $token" "http://127.0.0.1:$port/" \
+        wrk -t1 -c16 -d"$DURATION" -H "Authorization: Bearer $token" "http://127.0.0.1:$port/" \
         >"$work/$name.wrk"
     kill "$pid"
     wait "$pid" 2>/dev/null || true
@@ -133,7 +133,7 @@ count() { # name port command...
         'BEGIN { printf "%-16s %8d requests %10d mallocs %6.1f per request\n", name, requests, mallocs, mallocs / requests }'
 }
 
-echo "== heap allocations per request (malloc calls in the proxy process, wrk -t1 -c16, ${SECONDS_PER_RUN}s)"
+echo "== heap allocations per request (malloc calls in the proxy process, wrk -t1 -c16, $DURATION)"
 count portcullis "$portcullis_port" "$PORTCULLIS_BIN" serve --config "$work/portcullis-required.json" \
     --log-level warning
 count portcullis-none "$portcullis_port" "$PORTCULLIS_BIN" serve --config "$work/portcullis-none.json" \

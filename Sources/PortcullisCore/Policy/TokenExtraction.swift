@@ -66,7 +66,8 @@ public struct TokenExtractor: Sendable, Hashable {
     ///
     /// Inlinable so that it is specialized for the caller's header type (NIO's `HTTPHeaders` in the proxy): it
     /// runs on every request, and unspecialized iteration of a generic sequence costs more than the rest of
-    /// the extraction. It keeps only the headers a source reads, usually one, and hands them on.
+    /// the extraction. With one header source it reads that header's value directly; otherwise it keeps only
+    /// the headers a source reads and hands them on.
     @inlinable
     public func extract(
         headers: some Sequence<(name: String, value: String)>, query: Substring?

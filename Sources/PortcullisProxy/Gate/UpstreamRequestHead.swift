@@ -58,6 +58,7 @@ public enum UpstreamRequestHead {
         headers.reserveCapacity(head.headers.count + identityHeaders.count + 5)
         // One string, not a list to join: a request rarely arrives with an `X-Forwarded-For` of its own.
         var forwardedFor: String?
+        func appendForwardedFor(_ value: String) { forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value }
         // The gate admits only `chunked`; a chunked body never also carries a length (RFC 9112 §6.3).
         let isChunked = head.headers.contains(name: "transfer-encoding")
         var host: String?
@@ -65,7 +66,7 @@ public enum UpstreamRequestHead {
             let lowered = name.lowercased()
             if lowered == "transfer-encoding" || (isChunked && lowered == "content-length") { continue }
             if lowered == "x-forwarded-for" {
-                forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
+                appendForwardedFor(value)
                 continue
             }
             if requestID != nil && lowered == "x-request-id" { continue }
@@ -81,7 +82,7 @@ public enum UpstreamRequestHead {
             headers.add(name: "Connection", value: "upgrade")
             headers.add(name: "Upgrade", value: upgrade)
         }
-        if let clientAddress { forwardedFor = forwardedFor.map { $0 + ", " + clientAddress } ?? clientAddress }
+        if let clientAddress { appendForwardedFor(clientAddress) }
         if let forwardedFor { headers.add(name: "X-Forwarded-For", value: forwardedFor) }
         headers.add(name: "X-Forwarded-Proto", value: "http")
         if let host { headers.add(name: "X-Forwarded-Host", value: host) }
