@@ -18,20 +18,13 @@ struct ServeCommandTests {
     @Test("serve relays an allowed request, refuses a bad one, and exits 0 on SIGTERM")
     func serveSmoke() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the package first")
-        let jwks = try await offPool { try JWKSTestServer.start() }
-        defer { jwks.stop() }
-        let upstream = try await EchoUpstream.start()
-        defer { upstream.stop() }
-        let port = try await offPool { try freePort() }
+        let stack = try await IdentityStack.start()
+        defer { stack.stop() }
+        let port = stack.port
         let configuration: [String: Any] = [
             "listen": "127.0.0.1:\(port)",
-            "upstream": upstream.baseURL,
-            "providers": [
-                [
-                    "name": "idp", "jwks_url": jwks.baseURL + "/jwks.json", "issuer": ProxyHarness.issuer,
-                    "audiences": [ProxyHarness.audience],
-                ]
-            ],
+            "upstream": stack.upstream.baseURL,
+            "providers": [stack.provider],
             "role_claim_key": ".role",
             "rules": [["path": "/*", "auth": "required"]],
         ]
@@ -48,7 +41,7 @@ struct ServeCommandTests {
         try process.run()
         defer { if process.isRunning { process.terminate() } }
 
-        let token = try jwks.mint(["iss": ProxyHarness.issuer, "aud": ProxyHarness.audience, "role": "webuser"])
+        let token = try stack.mint(["role": "webuser"])
         var allowed: RawHTTPResponse?
         let deadline = ContinuousClock.now + .seconds(30)
         while allowed == nil && ContinuousClock.now < deadline {
@@ -200,6 +193,46 @@ struct ServeCommandTests {
         #expect(entry["status"] == "200")
         #expect(entry["decision"] == "allowed" && entry["reason"] == "anonymous")
         #expect(!server.log().contains("q=secret"))
+    }
+
+    /// What the built binary serves between: an identity provider (the JWKS server, minting with joserfc), an
+    /// echo upstream, and a free port to listen on.
+    struct IdentityStack {
+        let jwks: JWKSTestServer
+        let upstream: EchoUpstream
+        let port: Int
+
+        /// The provider entry of config.json for `jwks`, with the harness's issuer and audience.
+        var provider: [String: Any] {
+            [
+                "name": "idp", "jwks_url": jwks.baseURL + "/jwks.json", "issuer": ProxyHarness.issuer,
+                "audiences": [ProxyHarness.audience],
+            ]
+        }
+
+        static func start() async throws -> IdentityStack {
+            let jwks = try await offPool { try JWKSTestServer.start() }
+            do {
+                return IdentityStack(
+                    jwks: jwks, upstream: try await EchoUpstream.start(), port: try await offPool { try freePort() })
+            } catch {
+                jwks.stop()
+                throw error
+            }
+        }
+
+        /// A token from `jwks` for the harness's issuer and audience.
+        func mint(_ claims: [String: Any], ttl: Int = 300) throws -> String {
+            var claims = claims
+            claims["iss"] = ProxyHarness.issuer
+            claims["aud"] = ProxyHarness.audience
+            return try jwks.mint(claims, ttl: ttl)
+        }
+
+        func stop() {
+            upstream.stop()
+            jwks.stop()
+        }
     }
 
     /// The built binary serving a config file of its own in front of an echo upstream.

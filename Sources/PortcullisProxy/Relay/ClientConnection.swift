@@ -225,6 +225,8 @@ extension ClientConnection {
     }
 
     private func close(context: ChannelHandlerContext) {
+        // Before the state says closed, which channelInactive would then take as nothing left to end.
+        abandonExchange()
         state = .closed
         // The flush above is ordered before the close.
         context.close(promise: nil)
@@ -439,6 +441,9 @@ extension ClientConnection {
             // ends, and a 101 never does) would never be issued: ask for one on each side.
             context.channel.read()
             upstream.channel.read()
+            // This handler has left the pipeline, so its channelInactive will never come: the loop forgets the
+            // connection when the channel closes, or it would hold the connection (and its channel) for good.
+            context.channel.closeFuture.assumeIsolated().whenComplete { [self] _ in loop.unregister(self) }
         } catch {
             settings.logger.warning("upgrade failed", metadata: ["error": "\(error)"])
             upstream.close()
@@ -650,13 +655,18 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
         timer?.cancel()
         timer = nil
         if record != nil { complete(status: record?.status ?? 0, reason: "client_closed") }
-        if case .relaying(let exchange) = state {
-            exchange.responseDeadline = nil
-            exchange.upstream?.close()
-            exchange.upstream = nil
-        }
+        abandonExchange()
         state = .closed
         context.fireChannelInactive()
+    }
+
+    /// Ends the exchange in flight, if any, without an answer from it: its upstream connection holds part of
+    /// a request or owes part of a response, so it can never be reused and closes.
+    private func abandonExchange() {
+        guard case .relaying(let exchange) = state else { return }
+        exchange.responseDeadline = nil
+        exchange.upstream?.close()
+        exchange.upstream = nil
     }
 
     /// The HTTP decoder's errors arrive here: a request that cannot be parsed (the smuggling shapes among
@@ -670,6 +680,9 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
             case .upgraded, .closed: responseUnderWay = true
             case .idle, .deciding: break
             }
+            // A body cut short (the client gone mid-upload, bad chunk framing) ends the exchange here, before
+            // channelInactive: its upstream connection has a partial request and must close with it.
+            abandonExchange()
             state = .closed
             if !responseUnderWay {
                 let response = parserError == .headerOverflow ? ProxyResponse.headersTooLarge : .badRequest
