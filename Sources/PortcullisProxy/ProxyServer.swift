@@ -13,8 +13,10 @@ public final class ProxyServer: Sendable {
     let group: MultiThreadedEventLoopGroup
     private let ownsGroup: Bool
     private let current: Mutex<Generation>
-    /// Every generation's loop states that may still have connections: drained and closed on shutdown.
-    private let allLoopStates = Mutex<[LoopState]>([])
+    /// Every generation's loop states that still have connections, for a drain to reach them. Held weakly: the
+    /// current generation and each connection hold their state, so a replaced generation's state (its token
+    /// caches, 16,384 slots per loop) goes with its last connection instead of piling up with every reload.
+    private let allLoopStates = Mutex<[WeakLoopState]>([])
     private let openConnections = Atomic<Int>(0)
     private let listener = Mutex<(any Channel)?>(nil)
 
@@ -29,7 +31,7 @@ public final class ProxyServer: Sendable {
         ownsGroup = group == nil
         let generation = Self.generation(settings, group: self.group, previous: nil)
         current = Mutex(generation)
-        allLoopStates.withLock { $0 = Array(generation.loopStates.values) }
+        allLoopStates.withLock { $0 = generation.loopStates.values.map(WeakLoopState.init) }
     }
 
     private static func generation(
@@ -67,7 +69,10 @@ public final class ProxyServer: Sendable {
             generation = Self.generation(settings, group: group, previous: previous)
             return (previous, generation)
         }
-        allLoopStates.withLock { $0.append(contentsOf: next.loopStates.values) }
+        allLoopStates.withLock { states in
+            states.removeAll { $0.state == nil }
+            states.append(contentsOf: next.loopStates.values.map(WeakLoopState.init))
+        }
         for (key, old) in previous.loopStates where next.loopStates[key]?.pool !== old.pool {
             old.pool.eventLoop.execute { old.pool.retire() }
         }
@@ -102,7 +107,7 @@ public final class ProxyServer: Sendable {
             return channel
         }
         try? await channel?.close()
-        let states = allLoopStates.withLock { $0 }
+        let states = allLoopStates.withLock { $0.compactMap(\.state) }
         for state in states {
             state.pool.eventLoop.execute { state.drainConnections() }
         }
@@ -118,7 +123,7 @@ public final class ProxyServer: Sendable {
     /// Stops listening, closes every connection, and (when it made them) stops the event loops.
     public func stop() async throws {
         await drain(timeout: .zero)
-        let states = allLoopStates.withLock { $0 }
+        let states = allLoopStates.withLock { $0.compactMap(\.state) }
         for state in states {
             try? await state.pool.eventLoop.submit { state.pool.closeAll() }.get()
         }
@@ -146,6 +151,10 @@ public final class ProxyServer: Sendable {
         }
         try ServerPipeline.configure(channel, settings: generation.settings, loop: state)
     }
+}
+
+private struct WeakLoopState: Sendable {
+    weak var state: LoopState?
 }
 
 /// The client connection's pipeline.
