@@ -74,23 +74,23 @@ struct ConfigurationTests {
         #expect(configuration.forward.claims.first?.join == ",")
     }
 
+    /// The errors decoding `text` reports, each with its path; none when it decodes.
+    func errorMessages(_ text: String) -> [String] {
+        guard case .failure(let failure) = decode(text) else { return [] }
+        return failure.errors.map(\.description)
+    }
+
     @Test("every error at once, each with its JSON path")
     func errors() {
-        guard
-            case .failure(let failure) = decode(
-                """
-                {"listen": "x", "upstream": "ftp://a", "providers": [{"name": "a"}], "bogus": 1,
-                 "token_sources": [{"header": "Bad Header"}, {"query": "q", "cookie": "c"}],
-                 "rules": [{"path": "admin", "auth": "maybe"}, {"path": "/x", "auth": "none", "roles": ["r"]}],
-                 "forward": {"role_header": "Host", "claims": {"X-A": "$.a.", "X-Postgres-Role": ".role"}},
-                 "limits": {"max_header_bytes": 10}}
-                """)
-        else {
-            Issue.record("expected errors")
-            return
-        }
+        let text = """
+            {"listen": "x", "upstream": "ftp://a", "providers": [{"name": "a"}], "bogus": 1,
+             "token_sources": [{"header": "Bad Header"}, {"query": "q", "cookie": "c"}],
+             "rules": [{"path": "admin", "auth": "maybe"}, {"path": "/x", "auth": "none", "roles": ["r"]}],
+             "forward": {"role_header": "Host", "claims": {"X-A": "$.a.", "X-Postgres-Role": ".role"}},
+             "limits": {"max_header_bytes": 10}}
+            """
         #expect(
-            failure.errors.map(\.description) == [
+            errorMessages(text) == [
                 "bogus: unknown key",
                 "providers[0].jwks_url: a provider needs one key source: jwks_url, jwks, secret_env, secret_file or discovery",
                 "listen: must be host:port, e.g. \"127.0.0.1:8080\"",
@@ -104,6 +104,21 @@ struct ConfigurationTests {
                 #"forward.claims.X-A: invalid claim path "$.a.": expected a member name or '*' after '.' at position 4"#,
                 "forward.claims: header \"X-Postgres-Role\" is set twice",
                 "limits.max_header_bytes: must be a whole number from 1024 to 1048576",
+            ])
+    }
+
+    @Test("a duration over a year is refused where it is written: it once passed check and crashed serve")
+    func durationOverflow() {
+        let text = """
+            {"upstream": {"url": "http://127.0.0.1:3000", "timeout": 1e12},
+             "providers": [{"name": "a", "jwks_url": "https://a.example/jwks.json", "max_stale": "99999999999h"}],
+             "limits": {"idle_timeout": "8761h"}, "drain_timeout": "8760h"}
+            """
+        #expect(
+            errorMessages(text) == [
+                "providers[0].max_stale: must be at most 8760h (a year)",
+                "upstream.timeout: must be at most 8760h (a year)",
+                "limits.idle_timeout: must be at most 8760h (a year)",
             ])
     }
 

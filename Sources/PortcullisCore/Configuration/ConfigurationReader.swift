@@ -24,6 +24,10 @@ public struct ConfigurationErrors: Error, Sendable, Hashable, CustomStringConver
 
 /// Durations are written "250ms", "30s", "5m", "1h", or as a number of seconds.
 public enum ConfigurationDuration {
+    /// The longest duration any option takes: a year. Longer means "never" for every timeout and interval
+    /// here, and a bound keeps every later conversion (to nanoseconds in an `Int64`, for timers) in range.
+    public static let maximum: Double = 365 * 24 * 3600
+
     /// Seconds, or nil when `value` is not a duration (or is negative).
     public static func seconds(_ value: JSONValue) -> Double? {
         switch value {
@@ -96,6 +100,10 @@ public struct ConfigurationReader {
         }
         guard seconds >= minimum else {
             fail(key, "must be at least \(minimum) s")
+            return nil
+        }
+        guard seconds <= ConfigurationDuration.maximum else {
+            fail(key, "must be at most 8760h (a year)")
             return nil
         }
         return seconds
