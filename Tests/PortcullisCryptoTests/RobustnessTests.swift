@@ -53,6 +53,45 @@ struct RobustnessTests {
         #expect(accepted == 0)
     }
 
+    /// Edits aimed at a JWKS: JWK member names, key types, curves and algorithms, and base64url values
+    /// of the lengths and bytes key material must be checked for (empty, one byte, all zeros, all ones,
+    /// longer than any key, not base64url at all).
+    static let jwkMutator = JSONMutator(
+        keys: [
+            "keys", "kty", "kid", "alg", "use", "key_ops", "crv", "n", "e", "d", "p", "q", "dp", "dq", "qi", "x", "y",
+            "k", "x5c", "x5t", "x5t#S256", "oth",
+        ],
+        strings: [
+            "", "RSA", "EC", "OKP", "oct", "P-256", "P-384", "P-521", "secp256k1", "Ed25519", "Ed448", "X25519",
+            "RS256", "PS256", "ES256", "ES512", "EdDSA", "HS256", "none", "sig", "enc", "verify", "AQAB", "AQ", "AA",
+            "Aw", "_w", "AQAB=", "////", "%%", "é", String(repeating: "A", count: 700),
+            String(repeating: "_", count: 700), String(repeating: "A", count: 12_000),
+            String(repeating: "_", count: 44), String(repeating: "A", count: 43),
+        ],
+        numbers: ["0", "1", "-1", "65537", "1e308"],
+        specials: ["A", "_", "-", "=", "/", "+", ".", " ", "é"])
+
+    @Test("5,000 mutated key sets: each key loads or is skipped, and tokens checked against them never crash")
+    func mutatedKeySets() throws {
+        var random = SplitMix64(seed: 0x4A_57_4B_53)
+        let examples = RFCExampleTests.examples
+        try #require(!examples.isEmpty)
+        let original = JSONValue.object(["keys": .array(examples.map(\.jwk))])
+        let verifier = TokenVerifier(
+            policy: VerificationPolicy(provider: "fuzz", claims: ClaimRules(requireExpiry: false)))
+        var loaded = 0
+        for _ in 0..<5_000 {
+            var jwks = original
+            for _ in 0..<Int.random(in: 1...3, using: &random) { Self.jwkMutator.mutate(&jwks, using: &random) }
+            guard let (keys, _) = try? keySet(jwks) else { continue }
+            loaded += 1
+            for example in examples {
+                _ = verifier.verify(Substring(example.token), with: keys, now: 0)
+            }
+        }
+        #expect(loaded > 1_000)
+    }
+
     @Test("random bytes never crash the JSON parser")
     func randomJSON() {
         var random = SplitMix64(seed: 42)

@@ -43,6 +43,36 @@ struct ConfigurationRobustnessTests {
     static let mutantsPerSeed = 5_000
     static let environment = ["PORTCULLIS_SECRET": String(repeating: "s", count: 48)]
 
+    /// Edits aimed at a configuration: option names, and the edge cases of durations, URLs, addresses, claim
+    /// paths, rule paths and header names.
+    static let mutator = JSONMutator(
+        keys: [
+            "listen", "upstream", "url", "timeout", "connect_timeout", "max_idle", "token_sources", "header", "scheme",
+            "query", "cookie", "providers", "name", "jwks_url", "jwks", "secret_env", "secret_file", "secret_base64",
+            "discovery", "issuer", "audiences", "algorithms", "clock_skew", "role_claim_key", "anonymous_role",
+            "forward",
+            "role_header", "audience_header", "claims", "claims_header", "authorization", "rules", "path", "methods",
+            "auth", "roles", "scopes", "limits", "max_header_bytes", "header_timeout", "idle_timeout",
+            "max_connections",
+            "max_body_bytes", "max_token_bytes", "error_format", "admin", "mode", "drain_timeout", "refresh_interval",
+            "min_refresh_interval", "max_refresh_interval", "max_stale", "unknown_kid_wait", "require_exp", "join",
+        ],
+        strings: [
+            "", " ", "0", "-1", "-1s", "0ms", "0.0000001ms", "1e999", "99999999999999999999h", "8760h", "1.5m",
+            "PORTCULLIS_SECRET", "http://", "http://[::1]:99999", "http://127.0.0.1:0", "https://a.example/jwks.json",
+            "file:///nonexistent/jwks.json", "file://", "ftp://x", "127.0.0.1:0", "127.0.0.1:65536", ":80",
+            "[::1]:8080",
+            "$", ".", "$.", "$..a", ".a[", ".a[-1]", ".a[99999999999999999999]", "$.a[?(@ == \"x\")]", ".\"x", "*",
+            "/*", "/", "//", "/a/../b", "/%2e%2e/", "/a*b", "GET", "get", "X-Postgres-Role", "Host", "host",
+            "Authorization", "Bad Header", "X-A\r\nX-B", "none", "optional", "required", "postgrest", "strip", "keep",
+            "forward_auth", "proxy", "RS256", "none", "HS256", ",", "\u{0}", "é", String(repeating: "a", count: 10_000),
+        ],
+        numbers: [
+            "0", "-1", "1", "0.5", "1e308", "-1e308", "9223372036854775807", "18446744073709551616",
+            "65535", "65536", "1e-300", "3.0",
+        ],
+        specials: ["*", "$", ".", "[", "]", "\"", "?", "@", "%", ":", " ", "/", "-", "é", "9"])
+
     @Test(
         "mutated configurations are refused with errors or start; none traps", arguments: seeds.indices)
     func mutatedConfigurations(seedIndex: Int) throws {
@@ -62,7 +92,7 @@ struct ConfigurationRobustnessTests {
         for _ in 0..<Self.mutantsPerSeed {
             var mutant = original
             for _ in 0..<Int.random(in: 1...3, using: &generator) {
-                ConfigurationMutator.mutate(&mutant, using: &generator)
+                Self.mutator.mutate(&mutant, using: &generator)
             }
             let decoded = PortcullisConfiguration.decode(Array(mutant.compactJSON.utf8), environment: Self.environment)
             guard case .success(let configuration) = decoded else { continue }
@@ -79,103 +109,5 @@ struct ConfigurationRobustnessTests {
         }
         // Enough mutants survive decoding for the startup steps to be exercised, not just the decoder.
         #expect(started > Self.mutantsPerSeed / 20, "only \(started) mutants decoded")
-    }
-}
-
-/// Random edits of a JSON document aimed at a configuration decoder: values of the wrong type, at the
-/// edges of their ranges, or with the characters that paths, URLs and durations treat specially; members
-/// removed, duplicated and added under known option names.
-enum ConfigurationMutator {
-    static let keys = [
-        "listen", "upstream", "url", "timeout", "connect_timeout", "max_idle", "token_sources", "header", "scheme",
-        "query", "cookie", "providers", "name", "jwks_url", "jwks", "secret_env", "secret_file", "secret_base64",
-        "discovery", "issuer", "audiences", "algorithms", "clock_skew", "role_claim_key", "anonymous_role", "forward",
-        "role_header", "audience_header", "claims", "claims_header", "authorization", "rules", "path", "methods",
-        "auth", "roles", "scopes", "limits", "max_header_bytes", "header_timeout", "idle_timeout", "max_connections",
-        "max_body_bytes", "max_token_bytes", "error_format", "admin", "mode", "drain_timeout", "refresh_interval",
-        "min_refresh_interval", "max_refresh_interval", "max_stale", "unknown_kid_wait", "require_exp", "join",
-    ]
-    static let strings = [
-        "", " ", "0", "-1", "-1s", "0ms", "0.0000001ms", "1e999", "99999999999999999999h", "8760h", "1.5m",
-        "PORTCULLIS_SECRET", "http://", "http://[::1]:99999", "http://127.0.0.1:0", "https://a.example/jwks.json",
-        "file:///nonexistent/jwks.json", "file://", "ftp://x", "127.0.0.1:0", "127.0.0.1:65536", ":80", "[::1]:8080",
-        "$", ".", "$.", "$..a", ".a[", ".a[-1]", ".a[99999999999999999999]", "$.a[?(@ == \"x\")]", ".\"x", "*",
-        "/*", "/", "//", "/a/../b", "/%2e%2e/", "/a*b", "GET", "get", "X-Postgres-Role", "Host", "host",
-        "Authorization", "Bad Header", "X-A\r\nX-B", "none", "optional", "required", "postgrest", "strip", "keep",
-        "forward_auth", "proxy", "RS256", "none", "HS256", ",", "\u{0}", "é", String(repeating: "a", count: 10_000),
-    ]
-    static let numbers = [
-        "0", "-1", "1", "0.5", "1e308", "-1e308", "9223372036854775807", "18446744073709551616",
-        "65535", "65536", "1e-300", "3.0",
-    ]
-
-    static func randomValue(using generator: inout SplitMix64, depth: Int = 0) -> JSONValue {
-        switch Int.random(in: 0..<(depth < 2 ? 8 : 5), using: &generator) {
-        case 0: return .null
-        case 1: return .bool(Bool.random(using: &generator))
-        case 2: return .number(JSONNumber(literal: numbers.randomElement(using: &generator)!))
-        case 3, 4: return .string(strings.randomElement(using: &generator)!)
-        case 5:
-            return .array(
-                (0..<Int.random(in: 0...3, using: &generator)).map { _ in
-                    randomValue(using: &generator, depth: depth + 1)
-                })
-        default:
-            var members: [String: JSONValue] = [:]
-            for _ in 0..<Int.random(in: 0...3, using: &generator) {
-                members[keys.randomElement(using: &generator)!] = randomValue(using: &generator, depth: depth + 1)
-            }
-            return .object(members)
-        }
-    }
-
-    /// Edits one node, chosen by walking down from the root.
-    static func mutate(_ value: inout JSONValue, using generator: inout SplitMix64) {
-        switch value {
-        case .object(var members) where !members.isEmpty && Int.random(in: 0..<4, using: &generator) > 0:
-            let key = members.keys.sorted().randomElement(using: &generator)!
-            switch Int.random(in: 0..<8, using: &generator) {
-            case 0: members[key] = nil
-            case 1: members[keys.randomElement(using: &generator)!] = members[key]
-            case 2: members[keys.randomElement(using: &generator)!] = randomValue(using: &generator)
-            default: mutate(&members[key]!, using: &generator)
-            }
-            value = .object(members)
-        case .array(var elements) where !elements.isEmpty && Int.random(in: 0..<4, using: &generator) > 0:
-            let index = Int.random(in: 0..<elements.count, using: &generator)
-            switch Int.random(in: 0..<5, using: &generator) {
-            case 0: elements.remove(at: index)
-            case 1: elements.append(elements[index])
-            default: mutate(&elements[index], using: &generator)
-            }
-            value = .array(elements)
-        case .string(let text):
-            switch Int.random(in: 0..<5, using: &generator) {
-            case 0, 1: value = .string(strings.randomElement(using: &generator)!)
-            case 2, 3: value = .string(edited(text, using: &generator))
-            default: value = randomValue(using: &generator)
-            }
-        case .number:
-            value =
-                Int.random(in: 0..<4, using: &generator) > 0
-                ? .number(JSONNumber(literal: numbers.randomElement(using: &generator)!))
-                : randomValue(using: &generator)
-        default:
-            value = randomValue(using: &generator)
-        }
-    }
-
-    /// `text` with one character removed, or one of those that paths, URLs and durations treat specially
-    /// inserted.
-    static func edited(_ text: String, using generator: inout SplitMix64) -> String {
-        var characters = Array(text)
-        let specials: [Character] = ["*", "$", ".", "[", "]", "\"", "?", "@", "%", ":", " ", "/", "-", "é", "9"]
-        if !characters.isEmpty && Bool.random(using: &generator) {
-            characters.remove(at: Int.random(in: 0..<characters.count, using: &generator))
-        } else {
-            characters.insert(
-                specials.randomElement(using: &generator)!, at: Int.random(in: 0...characters.count, using: &generator))
-        }
-        return String(characters)
     }
 }
