@@ -129,6 +129,30 @@ struct OperationsTests {
         await harness.stop()
     }
 
+    @Test("a client gone mid-upload is logged as client_closed, not as a 400 it never received")
+    func clientGoneMidUpload() async throws {
+        let harness = try await ProxyHarness.start()
+        let token = try harness.token()
+        let connection = try await RawHTTPConnection.connect(port: harness.port)
+        try await connection.sendRequest(
+            method: "POST", target: "/items",
+            headers: [harness.bearer(token), ("Content-Length", "100000"), ("X-Request-Id", "cut-upload")])
+        try await connection.send([UInt8](repeating: 0x61, count: 1_000))
+        connection.close()
+        var line: CapturedLogs.Record?
+        let deadline = ContinuousClock.now + .seconds(10)
+        while line == nil && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            line = harness.logs.records.first { $0.message == "request" && $0.metadata["request_id"] == "cut-upload" }
+        }
+        let record = try #require(line)
+        #expect(record.metadata["decision"] == "allowed")
+        #expect(record.metadata["reason"] == "client_closed")
+        let metrics = try await admin(harness, "/metrics").bodyText
+        #expect(!metrics.contains(#"reason="bad_request""#))
+        await harness.stop()
+    }
+
     @Test("tokens never reach the logs, at any level, whatever happens to them")
     func noTokensInLogs() async throws {
         let harness = try await ProxyHarness.start()

@@ -674,6 +674,12 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// already under way; then the connection closes, so no byte of it is read as another request.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let parserError = error as? HTTPParserError {
+            guard context.channel.isActive else {
+                // The client left mid-request: the decoder's end-of-stream check reports the cut, but there
+                // is no one to answer, and it was no bad request. channelInactive, which comes next, ends the
+                // exchange and logs it as client_closed.
+                return
+            }
             var responseUnderWay = false
             switch state {
             case .relaying(let exchange): responseUnderWay = exchange.responseStarted
