@@ -279,7 +279,12 @@ struct ServeCommandTests {
         _ = FileManager.default.createFile(atPath: server.logFile.path, contents: nil)
         server.process.executableURL = binary
         server.process.arguments = ["serve", "--config", server.file.path] + arguments
-        server.process.environment = ["PORTCULLIS_TEST_SECRET": String(repeating: "k", count: 48)]
+        var environment = ["PORTCULLIS_TEST_SECRET": String(repeating: "k", count: 48)]
+        // Sanitizer settings (CI's second pass) reach the binary too, or it would run with their defaults.
+        for (name, value) in ProcessInfo.processInfo.environment where name.hasSuffix("SAN_OPTIONS") {
+            environment[name] = value
+        }
+        server.process.environment = environment
         server.process.standardOutput = FileHandle.nullDevice
         server.process.standardError = try FileHandle(forWritingTo: server.logFile)
         try server.process.run()
