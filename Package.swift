@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "PortcullisCrypto", targets: ["PortcullisCrypto"]),
         .library(name: "PortcullisKeySource", targets: ["PortcullisKeySource"]),
         .library(name: "PortcullisProxy", targets: ["PortcullisProxy"]),
+        .library(name: "PortcullisConfig", targets: ["PortcullisConfig"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
