@@ -686,8 +686,8 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
             case .upgraded, .closed: responseUnderWay = true
             case .idle, .deciding: break
             }
-            // A body cut short (the client gone mid-upload, bad chunk framing) ends the exchange here, before
-            // channelInactive: its upstream connection has a partial request and must close with it.
+            // A body cut short by bad framing ends its exchange here, before the state says closed: the
+            // upstream connection has a partial request and must close with it.
             abandonExchange()
             state = .closed
             if !responseUnderWay {
