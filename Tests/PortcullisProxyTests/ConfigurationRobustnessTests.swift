@@ -108,6 +108,6 @@ struct ConfigurationRobustnessTests {
             }
         }
         // Enough mutants survive decoding for the startup steps to be exercised, not just the decoder.
-        #expect(started > Self.mutantsPerSeed / 20, "only \(started) mutants decoded")
+        #expect(started > Self.mutantsPerSeed / 20, "only \(started) mutants got through decoding and startup")
     }
 }
