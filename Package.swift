@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "PortcullisKeySource", targets: ["PortcullisKeySource"]),
         .library(name: "PortcullisProxy", targets: ["PortcullisProxy"]),
         .library(name: "PortcullisConfig", targets: ["PortcullisConfig"]),
+        .library(name: "PortcullisWire", targets: ["PortcullisWire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -73,10 +74,17 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // The HTTP/1.1 relay (SwiftNIO): the request gate, the upstream pool, the streaming glue.
+        // HTTP/1.1 as bytes: what the relay reads from the upstream, parsed strictly. Pure: no I/O, no channel.
+        .target(
+            name: "PortcullisWire",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "PortcullisProxy",
             dependencies: [
                 "PortcullisCore",
+                "PortcullisWire",
                 "PortcullisCrypto",
                 "PortcullisKeySource",
                 "PortcullisConfig",
@@ -157,6 +165,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PortcullisWireTests",
+            dependencies: ["PortcullisWire", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -7,7 +7,8 @@ func fuzzTarget(_ name: String, using products: [String]) -> Target {
 }
 
 /// Coverage-guided fuzzing (libFuzzer) of the parsers that read what clients, identity providers and
-/// operators send: tokens, JSON, claim paths, request paths and config.json. Not part of the build or the
+/// operators send, and what the upstream answers: tokens, JSON, claim paths, request paths, config.json and
+/// upstream responses. Not part of the build or the
 /// tests; run it with `bash fuzz/run.sh`.
 let package = Package(
     name: "PortcullisFuzz",
@@ -19,5 +20,6 @@ let package = Package(
         fuzzTarget("FuzzClaimPath", using: ["PortcullisCore"]),
         fuzzTarget("FuzzRequestPath", using: ["PortcullisCore"]),
         fuzzTarget("FuzzConfiguration", using: ["PortcullisCore", "PortcullisConfig"]),
+        fuzzTarget("FuzzUpstreamResponse", using: ["PortcullisWire"]),
     ]
 )

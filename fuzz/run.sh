@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(FuzzJSON FuzzToken FuzzClaimPath FuzzRequestPath FuzzConfiguration)
+[ ${#targets[@]} -gt 0 ] || targets=(FuzzJSON FuzzToken FuzzClaimPath FuzzRequestPath FuzzConfiguration FuzzUpstreamResponse)
 seconds=${SECONDS_EACH:-60}
 
 # The fuzzer alone: with `--sanitize=fuzzer --sanitize=address` together, SwiftPM 6.3 hands the compiler
@@ -45,6 +45,18 @@ seed() {
             '.roles[?(@ ^== "adm")]' '$.resource_access.app.roles[*]' '.scope' '$.nested.a.b[0].c'; do
             write "$path"
         done ;;
+    FuzzUpstreamResponse)
+        # The first byte picks where the rest is split into two reads.
+        python3 - "$dir" <<'PY'
+import re, sys
+source = open("../Tests/Support/echo_upstream.py").read()
+samples = [eval("(" + m + ")") for m in re.findall(r'\(\s*(b"HTTP/1[^)]*?")\s*,\s*(?:True|False)', source, re.S)]
+samples += [b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: x-a, close\r\nX-A: 1\r\n\r\nok",
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x00"]
+for n, sample in enumerate(samples):
+    open("%s/%d" % (sys.argv[1], n), "wb").write(bytes([n * 37 % 256]) + sample)
+PY
+        ;;
     FuzzRequestPath)
         for path in /rest/v1/items /public/../admin /public/%2e%2e/admin '/a//b/./c/' /a/%2F/b '/..;x/admin' \
             /%C0%AE%C0%AE/admin /; do

@@ -160,9 +160,10 @@ private struct WeakLoopState: Sendable {
 /// The client connection's pipeline.
 enum ServerPipeline {
     static let decoderName = "request-decoder"
+    static let encoderName = "response-encoder"
     /// Removed when a connection is upgraded, before the decoder (whose leftover bytes go to the glue).
     static let handlerNamesBeforeUpgrade = [
-        "head-deadline", "response-encoder",
+        "head-deadline", encoderName,
     ]
 
     static func configure(_ channel: any Channel, settings: ProxySettings, loop: LoopState) throws {
@@ -175,7 +176,8 @@ enum ServerPipeline {
         try pipeline.addHandler(
             ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits)),
             name: decoderName)
-        try pipeline.addHandler(HTTPResponseEncoder(), name: "response-encoder")
+        // Portcullis's own answers go through NIO's encoder; relayed responses are written as bytes past it.
+        try pipeline.addHandler(HTTPResponseEncoder(), name: encoderName)
         // No HTTPServerPipelineHandler: ClientConnection queues pipelined requests itself, which keeps reads
         // flowing between requests (the handler pauses them after every request, two epoll_ctl calls each).
         try pipeline.addHandler(ClientConnection(settings: settings, loop: loop, headDeadline: deadline))

@@ -309,6 +309,77 @@ struct RelayTests {
         await harness.stop()
     }
 
+    // MARK: The upstream's responses
+
+    @Test("upstream framings reach the client intact: chunked with trailers, until close, HTTP/1.0, HEAD")
+    func upstreamFramings() async throws {
+        let harness = try await ProxyHarness.start()
+        let bearer = harness.bearer(try harness.token())
+        let connection = try await RawHTTPConnection.connect(port: harness.port)
+        defer { connection.close() }
+        // Chunked with an extension and a trailer: re-chunked, the trailer passed on, the connection kept.
+        let chunked = try await connection.request(target: "/raw/chunked-trailers", headers: [bearer])
+        #expect(chunked.status == 200)
+        #expect(chunked.framing == .chunked)
+        #expect(chunked.bodyText == "hello world")
+        #expect(chunked.trailers.map(\.name) == ["X-Checksum"])
+        // A body that lasted until the upstream closed reaches an HTTP/1.1 client chunked, on a kept connection.
+        let untilClose = try await connection.request(target: "/raw/until-close", headers: [bearer])
+        #expect(untilClose.framing == .chunked)
+        #expect(untilClose.bodyText == "until the close")
+        #expect(untilClose.header("Connection") == nil)
+        // An HTTP/1.0 upstream: the client still gets HTTP/1.1, with the length.
+        let old = try await connection.request(target: "/raw/http10", headers: [bearer])
+        #expect(old.version == "HTTP/1.1")
+        #expect(old.framing == .contentLength(2))
+        #expect(old.bodyText == "ok")
+        // HEAD: the length of what a GET would get, no body; the connection goes on to the next request.
+        let head = try await connection.request(method: "HEAD", target: "/bytes/1000", headers: [bearer])
+        #expect(head.status == 200)
+        #expect(head.header("Content-Length") == "1000")
+        let after = try await connection.request(target: "/bytes/1000", headers: [bearer], hashBody: true)
+        #expect(after.bodyLength == 1000)
+        #expect(after.bodySHA256 == after.header("X-Body-SHA256"))
+
+        // An HTTP/1.0 client: a body without a length comes until the close, and is not chunked.
+        let client10 = try await RawHTTPConnection.connect(port: harness.port)
+        defer { client10.close() }
+        try await client10.send("GET /raw/chunked-trailers HTTP/1.0\r\n\(bearer.name): \(bearer.value)\r\n\r\n")
+        let response10 = try await client10.readResponse()
+        #expect(response10.framing == .untilClose)
+        #expect(response10.bodyText == "hello world")
+        await harness.stop()
+    }
+
+    @Test("response smuggling and malformed upstream heads: 502 upstream_invalid_response, nothing else relayed")
+    func malformedUpstreamResponses() async throws {
+        let harness = try await ProxyHarness.start()
+        let bearer = harness.bearer(try harness.token())
+        for name in [
+            "length-and-chunked", "two-lengths", "obs-fold", "space-before-colon", "bare-lf", "gzip-coding",
+            "bad-status", "bad-chunk",
+        ] {
+            let connection = try await RawHTTPConnection.connect(port: harness.port)
+            defer { connection.close() }
+            if name == "bad-chunk" {
+                // The head was fine and may be out already: the client learns of the failure by the connection
+                // closing before a whole response.
+                await #expect(throws: RawHTTPError.self) {
+                    try await connection.request(target: "/raw/\(name)", headers: [bearer])
+                }
+                continue
+            }
+            let response = try await connection.request(target: "/raw/\(name)", headers: [bearer])
+            #expect(response.status == 502, "\(name)")
+            #expect(response.json?["error"] == "upstream_invalid_response", "\(name)")
+            // Nothing the upstream sent after the bad head (the smuggled response) reaches this client.
+            let next = try await connection.request(target: "/items", headers: [bearer])
+            #expect(next.status == 200, "\(name)")
+            #expect(next.echoedRequest != nil, "\(name)")
+        }
+        await harness.stop()
+    }
+
     // MARK: Upgrades
 
     @Test("WebSocket: after auth the upgrade is relayed and frames flow both ways; without a token, 401")

@@ -368,6 +368,32 @@ def pattern_sha256(length):
     return value
 
 
+# Responses written byte for byte by /raw/<name>, to test how the proxy reads what an upstream sends: the
+# framings a well-behaved upstream may use, and the malformed or ambiguous ones a proxy must refuse (the
+# connection closes after each of those, so nothing after them is read as another response).
+RAW_RESPONSES = {
+    "chunked-trailers": (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"6;ext=1\r\nhello \r\n5\r\nworld\r\n0\r\nX-Checksum: 42\r\n\r\n",
+        False,
+    ),
+    "until-close": (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close", True),
+    "http10": (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", True),
+    "length-and-chunked": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled",
+        True,
+    ),
+    "two-lengths": (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 9\r\n\r\nok", True),
+    "obs-fold": (b"HTTP/1.1 200 OK\r\nX-A: a\r\n folded\r\nContent-Length: 2\r\n\r\nok", True),
+    "space-before-colon": (b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok", True),
+    "bare-lf": (b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok", True),
+    "gzip-coding": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx", True),
+    "bad-status": (b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok", True),
+    "bad-chunk": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n", True),
+}
+
+
 def send_bytes(sock, request, length, closing):
     chunked = "1" in request.query.get("chunked", [])
     head = status_line(200) + "Content-Type: application/octet-stream\r\n"
@@ -489,6 +515,13 @@ def serve_request(sock, reader, request, connection, number):
                 headers.append(("WWW-Authenticate", 'Basic realm="upstream"'))
             body = json.dumps({"status": code}).encode("utf-8")
             send_response(sock, request, code, headers, body, closing)
+    elif path.startswith("/raw/"):
+        payload, closes = RAW_RESPONSES.get(path[len("/raw/"):], (None, False))
+        if payload is None:
+            send_response(sock, request, 404, [("Content-Type", "text/plain")], b"no such raw response", closing)
+        else:
+            sock.sendall(payload)
+            return closes or closing
     elif path == "/drop":
         return True
     elif path == "/hop":

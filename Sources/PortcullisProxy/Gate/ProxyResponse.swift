@@ -55,6 +55,9 @@ public struct ProxyResponse: Sendable, Hashable {
         status: 502, error: "upstream_unavailable", message: "The upstream could not be reached")
     static let upstreamFailed = failure(
         status: 502, error: "upstream_failed", message: "The upstream closed the connection without a response")
+    static let upstreamInvalidResponse = failure(
+        status: 502, error: "upstream_invalid_response",
+        message: "The upstream's response was malformed or ambiguously framed")
     /// The decision family a status belongs to, for metrics and access logs.
     var decision: String {
         switch status {

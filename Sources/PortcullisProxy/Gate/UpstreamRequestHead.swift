@@ -97,68 +97,6 @@ public enum UpstreamRequestHead {
         head.method == .GET && head.headers.contains(name: "upgrade")
             && head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
     }
-
-    /// The response head sent to the client: hop-by-hop headers removed, framing left to the encoder, except
-    /// on a `101 Switching Protocols`, which keeps `Upgrade` and `Connection`.
-    ///
-    /// This runs for every response, and most carry `Connection: keep-alive` and nothing else to remove. So the
-    /// common case allocates once, for the filtered header list: no list of names to drop (only names that
-    /// `Connection` adds beyond the fixed ones are collected), no split of its value, and the head's storage is
-    /// copied only when the version really changes.
-    public static func clientResponseHead(_ upstream: HTTPResponseHead) -> HTTPResponseHead {
-        if upstream.status == .switchingProtocols { return upstream }
-        var response = upstream
-        if response.version != .http1_1 { response.version = .http1_1 }
-        var dropsAny = false
-        // Names `Connection` lists that are not hop-by-hop already: rare.
-        var named: [String] = []
-        for (name, value) in upstream.headers where isHopByHop(name) {
-            dropsAny = true
-            guard PolicyText.equalsIgnoringASCIICase(name, "connection") else { continue }
-            // RFC 9110 §7.6.1: the headers `Connection` names are hop-by-hop too; framing and cookies stay
-            // whatever it names.
-            forEachListToken(in: value) { token in
-                guard !isHopByHop(token), !PolicyText.equalsIgnoringASCIICase(token, "content-length"),
-                    !PolicyText.equalsIgnoringASCIICase(token, "set-cookie"),
-                    !named.contains(where: { PolicyText.equalsIgnoringASCIICase($0, token) })
-                else { return }
-                named.append(token)
-            }
-        }
-        guard dropsAny else { return response }
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(upstream.headers.count)
-        for (name, value) in upstream.headers
-        where !isHopByHop(name) && !named.contains(where: { PolicyText.equalsIgnoringASCIICase($0, name) }) {
-            headers.add(name: name, value: value)
-        }
-        response.headers = headers
-        return response
-    }
-
-    /// Calls `body` with each non-empty element of a comma-separated header value, without its optional
-    /// whitespace. Tokens are short: as `String`s they are stored inline, and compared without generics.
-    private static func forEachListToken(in value: String, _ body: (String) -> Void) {
-        var rest = Substring(value)
-        while !rest.isEmpty {
-            let comma = rest.utf8.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
-            let token = PolicyText.trimmingOptionalWhitespace(rest[..<comma])
-            if !token.isEmpty { body(String(token)) }
-            rest = comma == rest.endIndex ? rest[comma...] : rest[rest.utf8.index(after: comma)...]
-        }
-    }
-
-    /// Whether `name` is one of the fixed hop-by-hop header names, in any letter case.
-    static func isHopByHop(_ name: String) -> Bool {
-        let length = name.utf8.count
-        // The lengths of the names in `hopByHop`: most header names are rejected without comparing bytes.
-        guard length == 2 || length == 7 || length == 10 || length == 16 || length == 17 || length == 19 else {
-            return false
-        }
-        return hopByHopNames.contains { PolicyText.equalsIgnoringASCIICase(name, $0) }
-    }
-
-    private static let hopByHopNames = Array(hopByHop)
 }
 
 extension HTTPMethod {

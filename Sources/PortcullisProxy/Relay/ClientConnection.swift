@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import PortcullisCore
+import PortcullisWire
 import Synchronization
 
 /// One client connection, after the HTTP decoder and the pipelining handler: it decides each request at its
@@ -39,6 +40,9 @@ final class ClientConnection {
     private var closeWhenDone = false
     /// Kept past the handler's removal (an upgrade), so a drain can still close the connection.
     private var channel: (any Channel)?
+    /// Where relayed responses are written: the response encoder's context, so their bytes pass it by. Only
+    /// Portcullis's own answers go through the encoder.
+    private var relayOutput: ChannelHandlerContext?
     private var timerDeadline: NIODeadline?
 
     private enum State {
@@ -78,6 +82,10 @@ final class ClientConnection {
         var responseStarted = false
         /// A `101` was relayed; at its `.end` both connections become raw.
         var switching = false
+        /// How the response's body reaches the client.
+        var clientFraming = ResponseBytes.Framing.asIs
+        /// The response's head said `Connection: close`, or its body ends with the connection.
+        var closeAfterResponse = false
         /// When the upstream must have started its response; nil once it has (or before the request is sent).
         var responseDeadline: NIODeadline?
 
@@ -391,7 +399,7 @@ extension ClientConnection {
     ///
     /// The bookkeeping comes before the write: writing the end lets the pipelining handler deliver the next
     /// request's head at once, re-entrantly, and it must find this connection idle.
-    private func finish(_ exchange: Exchange, trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+    private func finish(_ exchange: Exchange, context: ChannelHandlerContext) {
         exchange.responseDeadline = nil
         complete(status: record?.status ?? 0, reason: nil)
         if let upstream = exchange.upstream {
@@ -403,14 +411,15 @@ extension ClientConnection {
                 upstream.close()
             }
         }
-        let closing = !exchange.requestEnded || !exchange.request.keepAlive || closeWhenDone
+        let closing =
+            !exchange.requestEnded || !exchange.request.keepAlive || closeWhenDone || exchange.closeAfterResponse
         if closing {
             state = .closed
         } else {
             state = .idle
             headDeadline.awaitNextHead()
         }
-        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(trailers)), promise: nil)
+        context.flush()
         if closing {
             context.close(promise: nil)
         } else {
@@ -455,14 +464,17 @@ extension ClientConnection {
 // MARK: - The upstream's side of an exchange
 
 extension ClientConnection: UpstreamExchangeDelegate {
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
-        guard let context, case .relaying(let exchange) = state, let upstream = exchange.upstream else { return }
+    func upstreamReceived(_ event: UpstreamResponseReader.Event) {
+        guard let context, let output = relayOutput, case .relaying(let exchange) = state,
+            let upstream = exchange.upstream
+        else { return }
         lastActivity = .now()
-        switch part {
+        switch event {
         case .head(let head):
-            if head.status.code < 200 && head.status != .switchingProtocols {
+            if head.isInterim {
                 // 100 Continue and the like: passed on, the final response is still to come.
-                context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+                output.write(NIOAny(head.forwarded), promise: nil)
+                output.writeAndFlush(NIOAny(ResponseBytes.headEnd(framing: .asIs, closing: false)), promise: nil)
                 return
             }
             exchange.responseStarted = true
@@ -472,8 +484,8 @@ extension ClientConnection: UpstreamExchangeDelegate {
                 record?.upstreamNanoseconds = elapsed
                 settings.metrics.recordUpstream(nanoseconds: elapsed)
             }
-            record?.status = Int(head.status.code)
-            if head.status == .switchingProtocols {
+            record?.status = head.status
+            if head.status == 101 {
                 guard exchange.isUpgrade else {
                     // A 101 nobody asked for cannot be relayed as HTTP.
                     upstream.close()
@@ -481,25 +493,51 @@ extension ClientConnection: UpstreamExchangeDelegate {
                     answer(.upstreamFailed, keepAlive: exchange.request.keepAlive, hasBody: !exchange.requestEnded)
                     return
                 }
-                // The switch waits for the decoder's `.end` of this response: until then HTTP parts still flow.
+                // The switch waits for the reader's `.end` of this response, which comes next.
                 exchange.switching = true
-                context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+                output.write(NIOAny(head.forwarded), promise: nil)
+                output.writeAndFlush(NIOAny(ResponseBytes.headEnd(framing: .asIs, closing: false)), promise: nil)
                 return
             }
-            var response = UpstreamRequestHead.clientResponseHead(head)
-            if !exchange.request.keepAlive || !exchange.requestEnded && exchange.request.hasBody
-                || closeWhenDone
-            {
-                response.headers.replaceOrAdd(name: "Connection", value: "close")
+            // A body without a length reaches an HTTP/1.1 client chunked; an HTTP/1.0 one, until the close.
+            switch head.framing {
+            case .none, .contentLength: exchange.clientFraming = .asIs
+            case .chunked, .untilClose:
+                if exchange.request.head.version.minor >= 1 {
+                    exchange.clientFraming = .chunked
+                } else {
+                    exchange.clientFraming = .asIs
+                    exchange.closeAfterResponse = true
+                }
             }
-            context.write(NIOAny(HTTPServerResponsePart.head(response)), promise: nil)
+            if !exchange.request.keepAlive || !exchange.requestEnded && exchange.request.hasBody || closeWhenDone {
+                exchange.closeAfterResponse = true
+            }
+            output.write(NIOAny(head.forwarded), promise: nil)
+            output.write(
+                NIOAny(ResponseBytes.headEnd(framing: exchange.clientFraming, closing: exchange.closeAfterResponse)),
+                promise: nil)
         case .body(let buffer):
-            context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
+            guard buffer.readableBytes > 0 else { return }
+            if exchange.clientFraming == .chunked {
+                output.write(
+                    NIOAny(ResponseBytes.chunkSize(buffer.readableBytes, allocator: context.channel.allocator)),
+                    promise: nil)
+                output.write(NIOAny(buffer), promise: nil)
+                output.write(NIOAny(ResponseBytes.lineEnd), promise: nil)
+            } else {
+                output.write(NIOAny(buffer), promise: nil)
+            }
         case .end(let trailers):
             if exchange.switching {
                 switchToRaw(exchange, upstream: upstream, context: context)
             } else {
-                finish(exchange, trailers: trailers, context: context)
+                if exchange.clientFraming == .chunked {
+                    output.write(
+                        NIOAny(ResponseBytes.lastChunk(trailers: trailers, allocator: context.channel.allocator)),
+                        promise: nil)
+                }
+                finish(exchange, context: context)
             }
         }
     }
@@ -516,6 +554,13 @@ extension ClientConnection: UpstreamExchangeDelegate {
             // Part of the response is out; the client can only learn of the failure by the connection closing.
             complete(status: record?.status ?? 0, reason: "upstream_aborted")
             close(context: context)
+            return
+        }
+        if let error = error as? UpstreamResponseError {
+            // Not a connection lost on reuse: the upstream answered with bytes that cannot be relayed. Asking
+            // again would get the same answer.
+            settings.logger.warning("upstream response refused", metadata: ["error": "\(error)"])
+            answer(.upstreamInvalidResponse, keepAlive: exchange.request.keepAlive, hasBody: !exchange.requestEnded)
             return
         }
         // A parked connection the upstream had closed as it was reused: retry once on a fresh one, when
@@ -563,6 +608,7 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         channel = context.channel
+        relayOutput = try? context.pipeline.syncOperations.context(name: ServerPipeline.encoderName)
         loop.register(self)
         clientAddress = context.channel.remoteAddress?.ipAddress
         lastActivity = .now()
@@ -571,6 +617,7 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        relayOutput = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -1,10 +1,11 @@
 import NIOCore
 import NIOHTTP1
+import PortcullisWire
 
 /// What an upstream connection reports to the client connection whose request it carries. Both live on the
 /// same event loop, so these are plain calls.
 protocol UpstreamExchangeDelegate: AnyObject {
-    func upstreamReceived(_ part: HTTPClientResponsePart)
+    func upstreamReceived(_ event: UpstreamResponseReader.Event)
     func upstreamReadComplete()
     /// The connection closed or failed; `error` is nil for a plain close.
     func upstreamClosed(error: (any Error)?)
@@ -13,9 +14,10 @@ protocol UpstreamExchangeDelegate: AnyObject {
     var clientIsWritable: Bool { get }
 }
 
-/// One keep-alive HTTP/1.1 connection to the upstream: the last handler of its pipeline. It relays one
-/// exchange at a time to its delegate, reads only while the client can take the bytes, and returns to its
-/// pool when the exchange ends cleanly.
+/// One keep-alive HTTP/1.1 connection to the upstream: the last handler of its pipeline. It writes requests
+/// through NIO's encoder and reads responses itself (`UpstreamResponseReader`), relays one exchange at a time
+/// to its delegate, reads only while the client can take the bytes, and returns to its pool when the exchange
+/// ends cleanly.
 final class UpstreamConnection {
     let channel: any Channel
     private var context: ChannelHandlerContext?
@@ -31,6 +33,11 @@ final class UpstreamConnection {
     weak var parkedIn: UpstreamPool?
     /// Requests carried so far, for reuse decisions (a first request never needs a retry).
     private(set) var exchanges = 0
+    private var reader = UpstreamResponseReader()
+    /// Bytes read and not yet consumed by the reader: part of a head, or what follows a `101`.
+    private var unread: ByteBuffer?
+    /// Set while the reader's events are being delivered: a delivery may close or hand over the connection.
+    private var handedOver = false
 
     init(channel: any Channel) {
         self.channel = channel
@@ -44,6 +51,7 @@ extension UpstreamConnection {
         inExchange = true
         exchanges += 1
         self.delegate = delegate
+        reader.expectResponse(toHEAD: head.method == .HEAD)
         context?.write(NIOAny(HTTPClientRequestPart.head(head)), promise: nil)
     }
 
@@ -84,23 +92,64 @@ extension UpstreamConnection {
 
     var isReusable: Bool { isOpen && !inExchange && !upstreamWillClose }
 
-    /// Hands the connection over to `glue` after a `101 Switching Protocols`: this handler and the HTTP codec
-    /// leave, and bytes the decoder already holds flow on to the glue.
+    /// Hands the connection over to `glue` after a `101 Switching Protocols`: this handler and the request
+    /// encoder leave, and bytes already read past the `101` flow on to the glue.
     func becomeRaw(glue: GlueHandler) throws {
         delegate = nil
         inExchange = false
         isOpen = false  // never back to a pool
+        handedOver = true
         guard let context else { return }
         let pipeline = channel.pipeline.syncOperations
         try pipeline.addHandler(glue)
-        pipeline.removeHandler(context: context, promise: nil)
         pipeline.removeHandler(name: UpstreamPipeline.encoderName, promise: nil)
-        pipeline.removeHandler(name: UpstreamPipeline.decoderName, promise: nil)
+        pipeline.removeHandler(context: context, promise: nil)
+    }
+
+    /// Feeds the reader what has been read and delivers its events, until it needs more bytes or the exchange
+    /// is over.
+    private func deliverResponses(context: ChannelHandlerContext) {
+        guard var bytes = unread else { return }
+        unread = nil
+        while !handedOver {
+            guard let delegate else {
+                // Bytes no request asked for: the upstream is confused; never reuse it.
+                if bytes.readableBytes > 0 { close() }
+                return
+            }
+            let event: UpstreamResponseReader.Event?
+            do {
+                event = try reader.read(&bytes, allocator: context.channel.allocator)
+            } catch {
+                fail(error, context: context)
+                return
+            }
+            guard let event else { break }
+            switch event {
+            case .head(let head) where !head.isInterim:
+                upstreamWillClose = !head.keepsAlive
+            case .end where bytes.readableBytes > 0 && !reader.hasSwitchedProtocols:
+                // More bytes after a complete response that nothing has asked for yet.
+                upstreamWillClose = true
+            default:
+                break
+            }
+            delegate.upstreamReceived(event)
+        }
+        if bytes.readableBytes > 0 { unread = bytes }
+    }
+
+    private func fail(_ error: any Error, context: ChannelHandlerContext) {
+        let delegate = self.delegate
+        self.delegate = nil
+        isOpen = false
+        context.close(promise: nil)
+        delegate?.upstreamClosed(error: error)
     }
 }
 
 extension UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
@@ -112,17 +161,23 @@ extension UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = nil
     }
 
+    /// Leaving after a `101`: what was read past it belongs to the new protocol, and goes on to the glue.
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        if let unread, unread.readableBytes > 0 {
+            self.unread = nil
+            context.fireChannelRead(NIOAny(unread))
+        }
+        context.leavePipeline(removalToken: removalToken)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = Self.unwrapInboundIn(data)
-        if case .head(let head) = part, head.status.code >= 200 || head.status == .switchingProtocols {
-            upstreamWillClose = !head.isKeepAlive
+        var incoming = Self.unwrapInboundIn(data)
+        if unread == nil {
+            unread = incoming
+        } else {
+            unread!.writeBuffer(&incoming)
         }
-        guard let delegate else {
-            // Bytes from an idle connection: the upstream is confused; never reuse it.
-            close()
-            return
-        }
-        delegate.upstreamReceived(part)
+        deliverResponses(context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -145,6 +200,11 @@ extension UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         isOpen = false
         if let delegate {
+            // A body that lasts until the close ends here; anything else cut short is a failure.
+            if let end = try? reader.readEndOfStream(leftover: unread ?? ByteBuffer()) {
+                delegate.upstreamReceived(end)
+                if self.delegate == nil { return }
+            }
             self.delegate = nil
             delegate.upstreamClosed(error: nil)
         } else {
@@ -165,17 +225,11 @@ extension UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 /// The upstream connection's pipeline.
 enum UpstreamPipeline {
     static let encoderName = "upstream-request-encoder"
-    static let decoderName = "upstream-response-decoder"
 
     static func configure(_ channel: any Channel) throws {
         let pipeline = channel.pipeline.syncOperations
         try pipeline.addHandler(HTTPRequestEncoder(), name: encoderName)
-        // 1xx responses are forwarded so a `100 Continue` reaches the client; bytes left over after a
-        // `101` are forwarded as raw buffers once the decoder is removed.
-        try pipeline.addHandler(
-            ByteToMessageHandler(
-                HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward)),
-            name: decoderName)
+        // Responses are read by UpstreamConnection itself: no response decoder.
         try pipeline.addHandler(UpstreamConnection(channel: channel))
     }
 }

@@ -5,7 +5,7 @@ import Testing
 
 @testable import PortcullisProxy
 
-/// The request head sent upstream and the response head sent back, built from the client's and the upstream's.
+/// The request head sent upstream, built from the client's.
 @Suite("Unit: UpstreamRequestHead")
 struct UpstreamRequestHeadTests {
     static let identity: [(name: String, value: String)] = [
@@ -31,13 +31,6 @@ struct UpstreamRequestHeadTests {
             client: client, target: target, identityHeaders: identity,
             forwarding: try forwarding ?? UnitFixtures.forwarding(), clientAddress: clientAddress,
             isUpgrade: isUpgrade)
-    }
-
-    /// An upstream response head with these headers, in this order.
-    static func response(
-        _ headers: [(String, String)], version: HTTPVersion = .http1_1, status: HTTPResponseStatus = .ok
-    ) -> HTTPResponseHead {
-        HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(headers))
     }
 
     // MARK: Identity headers
@@ -246,60 +239,5 @@ struct UpstreamRequestHeadTests {
         #expect(!UpstreamRequestHead.isUpgradeRequest(head(.GET, [("Connection", "upgrade")])))
         #expect(
             !UpstreamRequestHead.isUpgradeRequest(head(.GET, [("Connection", "keep-alive"), ("Upgrade", "websocket")])))
-    }
-
-    // MARK: Responses
-
-    @Test("response head: hop-by-hop and Connection-named headers go; Set-Cookie and Content-Length always stay")
-    func clientResponseHeadFiltersHopByHop() {
-        let upstream = Self.response(
-            [
-                ("Content-Type", "text/plain"), ("Set-Cookie", "a=1; Path=/"),
-                ("Set-Cookie", "b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT"),
-                ("Content-Length", "5"), ("Transfer-Encoding", "chunked"), ("Keep-Alive", "timeout=5"),
-                ("Connection", "close, X-Internal, Set-Cookie, Content-Length"), ("X-Internal", "secret"),
-                ("Upgrade", "h2c"), ("Proxy-Authorization", "x"),
-            ], version: .http1_0)
-        let head = UpstreamRequestHead.clientResponseHead(upstream)
-        #expect(head.status == .ok)
-        #expect(head.version == .http1_1)
-        #expect(head.headers.names == ["Content-Type", "Set-Cookie", "Set-Cookie", "Content-Length"])
-        #expect(head.headers.values("Set-Cookie") == ["a=1; Path=/", "b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT"])
-    }
-
-    @Test("response head: a keep-alive response loses only Connection, in any case, the rest in order")
-    func clientResponseHeadKeepAlive() {
-        let upstream = Self.response(
-            [
-                ("Server", "nginx"), ("Date", "Mon, 23 Nov 2026 10:00:00 GMT"), ("Content-Type", "text/plain"),
-                ("Content-Length", "3"), ("CONNECTION", "Keep-Alive"), ("X-Te", "kept"), ("TE-x", "kept"),
-            ])
-        let head = UpstreamRequestHead.clientResponseHead(upstream)
-        #expect(head.headers.names == ["Server", "Date", "Content-Type", "Content-Length", "X-Te", "TE-x"])
-        // Nothing to remove: the head passes as it is.
-        let clean = Self.response([("Content-Length", "0")])
-        #expect(UpstreamRequestHead.clientResponseHead(clean) == clean)
-    }
-
-    @Test("response head: a header named by Connection goes wherever it stands, before or after it")
-    func connectionNamedHeaderBeforeConnection() {
-        let upstream = Self.response(
-            [
-                ("x-internal", "secret"), ("Connection", " X-Internal ,keep-alive"), ("X-INTERNAL", "again"),
-                ("Content-Length", "0"),
-            ])
-        #expect(UpstreamRequestHead.clientResponseHead(upstream).headers.names == ["Content-Length"])
-    }
-
-    @Test("response head: 101 Switching Protocols passes unchanged, Upgrade and Connection included")
-    func switchingProtocolsPassesUnchanged() {
-        let upstream = Self.response(
-            [
-                ("Upgrade", "websocket"), ("Connection", "Upgrade"),
-                ("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
-            ], status: .switchingProtocols)
-        let head = UpstreamRequestHead.clientResponseHead(upstream)
-        #expect(head == upstream)
-        #expect(head.headers.names == ["Upgrade", "Connection", "Sec-WebSocket-Accept"])
     }
 }

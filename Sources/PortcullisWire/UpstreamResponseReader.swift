@@ -1,0 +1,268 @@
+public import NIOCore
+
+/// Reads the upstream's responses from the bytes of its connection: each head parsed strictly and turned into
+/// the head the client receives, then the body as its framing delimits it (RFC 9112 §6). A pure state machine:
+/// it takes bytes and returns events, and the connection that owns it does the I/O.
+///
+/// Portcullis relays responses without NIOHTTP1's response codec: the client gets the header lines the upstream
+/// wrote, copied as bytes, instead of an `HTTPHeaders` of strings built and encoded again. The codec was about
+/// half of what the HTTP/1.1 layer cost per relayed request (`Benchmarks/RelayFloor`, modes `http` and
+/// `hybrid`). Framing decides what is read from a pooled connection next, so it is strict: anything RFC 9112
+/// does not allow, or that two parsers could read two ways, is an error, and the exchange ends with 502.
+public struct UpstreamResponseReader: Sendable {
+    /// What one call to `read` found.
+    public enum Event: Sendable {
+        case head(UpstreamResponseHead)
+        /// Body bytes, without chunk framing.
+        case body(ByteBuffer)
+        /// The response ended. `trailers`: a chunked body's trailer lines, each CRLF-terminated, if it had any.
+        case end(trailers: ByteBuffer?)
+    }
+
+    private enum State {
+        /// Waiting for a head; `scanned` bytes at the front are known not to hold its end.
+        case head(scanned: Int)
+        case fixedLength(remaining: Int)
+        case chunked(ChunkedBody)
+        /// A chunked body's trailer section; `scanned` as for a head.
+        case trailers(scanned: Int)
+        case untilClose
+        /// A `101` was read: its end comes next, then the bytes are no longer HTTP.
+        case switching
+        case switched
+    }
+
+    /// Where a chunked body's framing is (RFC 9112 §7.1).
+    private enum ChunkedBody {
+        case size(Int, digits: Int)
+        case sizeExtension(Int)
+        case sizeLineFeed(Int)
+        case data(remaining: Int)
+        case dataCarriageReturn
+        case dataLineFeed
+    }
+
+    /// The largest head (or trailer section) accepted, in bytes.
+    public let maxHeadBytes: Int
+    private var state = State.head(scanned: 0)
+    private var requestIsHEAD = false
+
+    public init(maxHeadBytes: Int = 64 * 1024) {
+        self.maxHeadBytes = maxHeadBytes
+    }
+
+    /// Called as each request is sent: a response to `HEAD` has no body, whatever its head says.
+    public mutating func expectResponse(toHEAD: Bool) {
+        requestIsHEAD = toHEAD
+    }
+
+    /// Whether a `101` was read and its end delivered: what is left in the buffer belongs to the new protocol.
+    public var hasSwitchedProtocols: Bool {
+        if case .switched = state { return true }
+        return false
+    }
+
+    /// The next event from the front of `buffer`, consuming what it used; nil when more bytes are needed (or
+    /// after a switch of protocols). Throws when the bytes cannot be a valid response.
+    public mutating func read(
+        _ buffer: inout ByteBuffer, allocator: ByteBufferAllocator
+    ) throws(UpstreamResponseError)
+        -> Event?
+    {
+        switch state {
+        case .head(let scanned):
+            guard let length = try Self.sectionLength(in: buffer, scanned: scanned) else {
+                guard buffer.readableBytes <= maxHeadBytes else { throw .headTooLarge }
+                state = .head(scanned: max(0, buffer.readableBytes - 1))
+                return nil
+            }
+            guard length <= maxHeadBytes else { throw .headTooLarge }
+            let head = try buffer.withUnsafeReadableBytes { bytes throws(UpstreamResponseError) in
+                try UpstreamResponseHead(
+                    parsing: UnsafeRawBufferPointer(rebasing: bytes[..<length]), requestIsHEAD: requestIsHEAD,
+                    allocator: allocator)
+            }
+            buffer.moveReaderIndex(forwardBy: length)
+            switch head.framing {
+            case _ where head.status == 101: state = .switching
+            case _ where head.isInterim: state = .head(scanned: 0)
+            case .none: state = .fixedLength(remaining: 0)
+            case .contentLength(let length): state = .fixedLength(remaining: length)
+            case .chunked: state = .chunked(.size(0, digits: 0))
+            case .untilClose: state = .untilClose
+            }
+            return .head(head)
+        case .fixedLength(let remaining):
+            if remaining == 0 {
+                state = .head(scanned: 0)
+                return .end(trailers: nil)
+            }
+            guard buffer.readableBytes > 0 else { return nil }
+            let count = min(remaining, buffer.readableBytes)
+            state = .fixedLength(remaining: remaining - count)
+            return .body(buffer.readSlice(length: count)!)
+        case .chunked(let body):
+            return try readChunked(body, from: &buffer, allocator: allocator)
+        case .trailers(let scanned):
+            guard let length = try Self.sectionLength(in: buffer, scanned: scanned, emptyAllowed: true) else {
+                guard buffer.readableBytes <= maxHeadBytes else { throw .headTooLarge }
+                state = .trailers(scanned: max(0, buffer.readableBytes - 1))
+                return nil
+            }
+            guard length <= maxHeadBytes else { throw .headTooLarge }
+            state = .head(scanned: 0)
+            if length == 2 {
+                buffer.moveReaderIndex(forwardBy: 2)
+                return .end(trailers: nil)
+            }
+            try buffer.withUnsafeReadableBytes { bytes throws(UpstreamResponseError) in
+                var start = 0
+                while start < length - 2 {
+                    start = try HeaderLine(in: UnsafeRawBufferPointer(rebasing: bytes[..<length]), at: start).end
+                }
+            }
+            let trailers = buffer.readSlice(length: length - 2)!
+            buffer.moveReaderIndex(forwardBy: 2)
+            return .end(trailers: trailers)
+        case .untilClose:
+            guard buffer.readableBytes > 0 else { return nil }
+            return .body(buffer.readSlice(length: buffer.readableBytes)!)
+        case .switching:
+            state = .switched
+            return .end(trailers: nil)
+        case .switched:
+            return nil
+        }
+    }
+
+    /// The upstream closed its side. A body that lasts until the close ends here; a close between responses is
+    /// nothing (nil); a close anywhere else cuts a response short, which throws.
+    public mutating func readEndOfStream(leftover buffer: ByteBuffer) throws(UpstreamResponseError) -> Event? {
+        switch state {
+        case .untilClose:
+            state = .head(scanned: 0)
+            return .end(trailers: nil)
+        case .head where buffer.readableBytes == 0, .switched:
+            return nil
+        default:
+            throw .truncated
+        }
+    }
+
+    private mutating func readChunked(
+        _ body: ChunkedBody, from buffer: inout ByteBuffer, allocator: ByteBufferAllocator
+    ) throws(UpstreamResponseError) -> Event? {
+        var body = body
+        while let byte = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) {
+            if case .data(let remaining) = body {
+                let count = min(remaining, buffer.readableBytes)
+                state = .chunked(remaining == count ? .dataCarriageReturn : .data(remaining: remaining - count))
+                return .body(buffer.readSlice(length: count)!)
+            }
+            buffer.moveReaderIndex(forwardBy: 1)
+            switch body {
+            case .size(let size, let digits):
+                if let digit = Self.hexValue(byte) {
+                    // 15 hex digits cannot overflow an Int; a chunk that size is not real anyway.
+                    guard digits < 15 else { throw .badChunk }
+                    body = .size(size << 4 | digit, digits: digits + 1)
+                } else if digits > 0 && byte == UInt8(ascii: ";") {
+                    body = .sizeExtension(size)
+                } else if digits > 0 && byte == UInt8(ascii: "\r") {
+                    body = .sizeLineFeed(size)
+                } else {
+                    throw .badChunk
+                }
+            case .sizeExtension(let size):
+                // Extensions are ignored (RFC 9112 §7.1.1), but must be made of field characters.
+                if byte == UInt8(ascii: "\r") {
+                    body = .sizeLineFeed(size)
+                } else if !HeaderLine.isFieldCharacter(byte) {
+                    throw .badChunk
+                }
+            case .sizeLineFeed(let size):
+                guard byte == UInt8(ascii: "\n") else { throw .badChunk }
+                if size == 0 {
+                    state = .trailers(scanned: 0)
+                    return try read(&buffer, allocator: allocator)
+                }
+                body = .data(remaining: size)
+            case .dataCarriageReturn:
+                guard byte == UInt8(ascii: "\r") else { throw .badChunk }
+                body = .dataLineFeed
+            case .dataLineFeed:
+                guard byte == UInt8(ascii: "\n") else { throw .badChunk }
+                body = .size(0, digits: 0)
+            case .data:
+                preconditionFailure("handled above")
+            }
+        }
+        state = .chunked(body)
+        return nil
+    }
+
+    /// The length of the head (or trailer section) at the front of `buffer` up to and including the empty line
+    /// that ends it, or nil if that line has not arrived. With `emptyAllowed`, the section may be that line
+    /// alone. A bare LF throws at once: RFC 9112 §2.2 lets a recipient take it as a line end, which is how two
+    /// parsers come to disagree, and waiting for a CRLF that never comes would end in a timeout instead.
+    private static func sectionLength(
+        in buffer: ByteBuffer, scanned: Int, emptyAllowed: Bool = false
+    )
+        throws(UpstreamResponseError) -> Int?
+    {
+        let length: Int?? = buffer.withUnsafeReadableBytes { bytes in
+            if emptyAllowed, bytes.count >= 2, bytes[0] == UInt8(ascii: "\r"), bytes[1] == UInt8(ascii: "\n") {
+                return 2
+            }
+            var index = max(scanned, 1)
+            while index < bytes.count {
+                // Most bytes are not LF: one compare each, the others only at a candidate.
+                if bytes[index] == UInt8(ascii: "\n") {
+                    guard bytes[index - 1] == UInt8(ascii: "\r") else { return .some(nil) }
+                    if index >= 3, bytes[index - 2] == UInt8(ascii: "\n"), bytes[index - 3] == UInt8(ascii: "\r") {
+                        return index + 1
+                    }
+                }
+                index += 1
+            }
+            return nil
+        }
+        guard let length else { return nil }
+        guard let length else { throw .badHeaderLine }
+        return length
+    }
+
+    private static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
+        default: nil
+        }
+    }
+}
+
+/// Why the upstream's bytes cannot be relayed as a response.
+public enum UpstreamResponseError: Error, Equatable, CustomStringConvertible {
+    case badStatusLine
+    case badHeaderLine
+    case badContentLength
+    case contentLengthWithTransferEncoding
+    case unsupportedTransferCoding
+    case badChunk
+    case headTooLarge
+    case truncated
+
+    public var description: String {
+        switch self {
+        case .badStatusLine: "the upstream's status line is not HTTP/1.0 or HTTP/1.1 with a status of 100-599"
+        case .badHeaderLine: "the upstream sent a malformed header line"
+        case .badContentLength: "the upstream sent an invalid or repeated Content-Length"
+        case .contentLengthWithTransferEncoding: "the upstream sent both Content-Length and Transfer-Encoding"
+        case .unsupportedTransferCoding: "the upstream used a transfer coding other than chunked"
+        case .badChunk: "the upstream's chunked body is malformed"
+        case .headTooLarge: "the upstream's response head is too large"
+        case .truncated: "the upstream closed the connection in the middle of a response"
+        }
+    }
+}
