@@ -1,3 +1,4 @@
+public import NIOCore
 public import NIOHTTP1
 public import PortcullisConfig
 import PortcullisCore
@@ -45,7 +46,66 @@ public enum UpstreamRequestHead {
         requestID: String? = nil,
         baseRemoved: Set<String>? = nil
     ) -> HTTPRequestHead {
-        var removed = baseRemoved ?? removedHeaders(forwarding: forwarding)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.headers.count + identityHeaders.count + 5)
+        writeHeaders(
+            of: head, identityHeaders: identityHeaders, removed: baseRemoved ?? removedHeaders(forwarding: forwarding),
+            clientAddress: clientAddress, isUpgrade: isUpgrade, requestID: requestID, into: &headers)
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
+    }
+
+    /// The same head as `make` builds, as the bytes the relay sends: the request line, the header lines, the
+    /// empty line. Written in one pass, with no header list in between and no encoder after.
+    public static func bytes(
+        client head: HTTPRequestHead,
+        target: String,
+        identityHeaders: [(name: String, value: String)],
+        clientAddress: String?,
+        isUpgrade: Bool,
+        requestID: String?,
+        removed: Set<String>,
+        allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        var lines = HeaderLines(buffer: allocator.buffer(capacity: 512))
+        lines.buffer.writeString(head.method.rawValue)
+        lines.buffer.writeStaticString(" ")
+        lines.buffer.writeString(target)
+        lines.buffer.writeStaticString(" HTTP/1.1\r\n")
+        writeHeaders(
+            of: head, identityHeaders: identityHeaders, removed: removed, clientAddress: clientAddress,
+            isUpgrade: isUpgrade, requestID: requestID, into: &lines)
+        lines.buffer.writeStaticString("\r\n")
+        return lines.buffer
+    }
+
+    /// Where `writeHeaders` puts each header: a header list (`make`, and the tests) or bytes (`bytes`).
+    protocol HeaderSink {
+        mutating func add(name: String, value: String)
+    }
+
+    /// Header lines written as bytes. Names and values have passed the request decoder, and identity values
+    /// are clean header values (`ForwardedIdentity`), so no byte here can end a line early.
+    struct HeaderLines: HeaderSink {
+        var buffer: ByteBuffer
+
+        mutating func add(name: String, value: String) {
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+    }
+
+    private static func writeHeaders(
+        of head: HTTPRequestHead,
+        identityHeaders: [(name: String, value: String)],
+        removed: Set<String>,
+        clientAddress: String?,
+        isUpgrade: Bool,
+        requestID: String?,
+        into headers: inout some HeaderSink
+    ) {
+        var removed = removed
         let connectionTokens = head.headers[canonicalForm: "connection"]
         if !connectionTokens.isEmpty {
             for value in connectionTokens { removed.insert(value.lowercased()) }
@@ -54,14 +114,13 @@ public enum UpstreamRequestHead {
         }
         // Names `Connection` lists that Portcullis sets itself (X-Forwarded-For) are still set below.
 
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(head.headers.count + identityHeaders.count + 5)
         // One string, not a list to join: a request rarely arrives with an `X-Forwarded-For` of its own.
         var forwardedFor: String?
         func appendForwardedFor(_ value: String) { forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value }
         // The gate admits only `chunked`; a chunked body never also carries a length (RFC 9112 §6.3).
         let isChunked = head.headers.contains(name: "transfer-encoding")
         var host: String?
+        var hasLength = false
         for (name, value) in head.headers {
             let lowered = name.lowercased()
             if lowered == "transfer-encoding" || (isChunked && lowered == "content-length") { continue }
@@ -72,10 +131,11 @@ public enum UpstreamRequestHead {
             if requestID != nil && lowered == "x-request-id" { continue }
             if lowered == "host" { host = host ?? value }
             if removed.contains(lowered) { continue }
+            if lowered == "content-length" { hasLength = true }
             headers.add(name: name, value: value)
         }
         if isChunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
-        if !isChunked && !headers.contains(name: "content-length") && head.method.hasRequestBody {
+        if !isChunked && !hasLength && head.method.hasRequestBody {
             headers.add(name: "Content-Length", value: "0")
         }
         if isUpgrade, let upgrade = head.headers.first(name: "upgrade") {
@@ -88,7 +148,6 @@ public enum UpstreamRequestHead {
         if let host { headers.add(name: "X-Forwarded-Host", value: host) }
         if let requestID { headers.add(name: "X-Request-Id", value: requestID) }
         for header in identityHeaders { headers.add(name: header.name, value: header.value) }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
     }
 
     /// Whether the client asks for a protocol upgrade the relay can carry: `Upgrade` present and
@@ -108,3 +167,5 @@ extension HTTPMethod {
         }
     }
 }
+
+extension HTTPHeaders: UpstreamRequestHead.HeaderSink {}

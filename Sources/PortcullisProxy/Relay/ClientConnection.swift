@@ -62,6 +62,8 @@ final class ClientConnection {
         let admission: RequestGate.Admission
         /// Whether a body follows the head (a length above zero, or chunked).
         let hasBody: Bool
+        /// Whether the body is chunked (the gate admits no other transfer coding).
+        let isChunked: Bool
         /// Whether the client lets the connection stay open after this request (read once: each reading
         /// parses `Connection`).
         let keepAlive: Bool
@@ -70,7 +72,8 @@ final class ClientConnection {
     /// An allowed request being relayed.
     private final class Exchange {
         let request: Request
-        let upstreamHead: HTTPRequestHead
+        /// The head sent upstream, as bytes.
+        let upstreamHead: ByteBuffer
         let isUpgrade: Bool
         var upstream: UpstreamConnection?
         var reused = false
@@ -89,7 +92,7 @@ final class ClientConnection {
         /// When the upstream must have started its response; nil once it has (or before the request is sent).
         var responseDeadline: NIODeadline?
 
-        init(request: Request, upstreamHead: HTTPRequestHead, isUpgrade: Bool) {
+        init(request: Request, upstreamHead: ByteBuffer, isUpgrade: Bool) {
             self.request = request
             self.upstreamHead = upstreamHead
             self.isUpgrade = isUpgrade
@@ -114,15 +117,15 @@ extension ClientConnection {
         // in headers; the request itself (`GET /auth`, say) is only the question.
         let head = settings.forwardAuth ? ForwardAuth.originalRequest(clientHead) : clientHead
         record = RequestRecord(head: head)
-        let hasBody =
-            head.headers.contains(name: "transfer-encoding")
-            || (head.headers.first(name: "content-length").flatMap(Int.init) ?? 0) > 0
+        let isChunked = head.headers.contains(name: "transfer-encoding")
+        let hasBody = isChunked || (head.headers.first(name: "content-length").flatMap(Int.init) ?? 0) > 0
         switch settings.gate.evaluate(head) {
         case .respond(let response):
             answer(response, keepAlive: head.isKeepAlive, hasBody: hasBody)
         case .admit(let admission):
             let request = Request(
-                head: head, serial: requestSerial, admission: admission, hasBody: hasBody, keepAlive: head.isKeepAlive)
+                head: head, serial: requestSerial, admission: admission, hasBody: hasBody, isChunked: isChunked,
+                keepAlive: head.isKeepAlive)
             switch admission.evaluation {
             case .decided(let decision):
                 conclude(decision, request: request)
@@ -175,12 +178,12 @@ extension ClientConnection {
                 return
             }
             let isUpgrade = UpstreamRequestHead.isUpgradeRequest(request.head)
-            let upstreamHead = UpstreamRequestHead.make(
+            let upstreamHead = UpstreamRequestHead.bytes(
                 client: request.head, target: request.admission.upstreamTarget,
                 identityHeaders: ForwardedIdentity.headers(
                     identity: identity, anonymousRole: settings.anonymousRole, forwarding: settings.forwarding),
-                forwarding: settings.forwarding, clientAddress: clientAddress, isUpgrade: isUpgrade,
-                requestID: record?.id, baseRemoved: settings.removedRequestHeaders)
+                clientAddress: clientAddress, isUpgrade: isUpgrade, requestID: record?.id,
+                removed: settings.removedRequestHeaders, allocator: ByteBufferAllocator())
             relay(Exchange(request: request, upstreamHead: upstreamHead, isUpgrade: isUpgrade))
         }
     }
@@ -277,7 +280,9 @@ extension ClientConnection {
     private func start(_ exchange: Exchange, on upstream: UpstreamConnection) {
         exchange.upstream = upstream
         record?.upstreamStarted = .now()
-        upstream.begin(head: exchange.upstreamHead, delegate: self)
+        upstream.begin(
+            head: exchange.upstreamHead, isHEAD: exchange.request.head.method == .HEAD,
+            chunked: exchange.request.isChunked, delegate: self)
         for part in exchange.buffered { forward(part, to: upstream, exchange: exchange) }
         exchange.buffered.removeAll()
         upstream.flush()
@@ -346,10 +351,10 @@ extension ClientConnection {
         case .head:
             break
         case .body(let buffer):
-            upstream.write(.body(.byteBuffer(buffer)), flush: false)
+            upstream.writeBody(buffer)
         case .end(let trailers):
             exchange.requestEnded = true
-            upstream.write(.end(trailers), flush: true)
+            upstream.writeEnd(trailers: trailers)
             armTimeout(exchange)
             if let deadline = exchange.responseDeadline { rescheduleTimer(ifLaterThan: deadline) }
         }

@@ -14,10 +14,10 @@ protocol UpstreamExchangeDelegate: AnyObject {
     var clientIsWritable: Bool { get }
 }
 
-/// One keep-alive HTTP/1.1 connection to the upstream: the last handler of its pipeline. It writes requests
-/// through NIO's encoder and reads responses itself (`UpstreamResponseReader`), relays one exchange at a time
-/// to its delegate, reads only while the client can take the bytes, and returns to its pool when the exchange
-/// ends cleanly.
+/// One keep-alive HTTP/1.1 connection to the upstream, the only handler of its pipeline: requests go out as
+/// bytes (`UpstreamRequestHead.bytes`, then the body as the client sent it, re-chunked when chunked), and
+/// responses are read by `UpstreamResponseReader`. It relays one exchange at a time to its delegate, reads
+/// only while the client can take the bytes, and returns to its pool when the exchange ends cleanly.
 final class UpstreamConnection {
     let channel: any Channel
     private var context: ChannelHandlerContext?
@@ -36,8 +36,10 @@ final class UpstreamConnection {
     private var reader = UpstreamResponseReader()
     /// Bytes read and not yet consumed by the reader: part of a head, or what follows a `101`.
     private var unread: ByteBuffer?
-    /// Set while the reader's events are being delivered: a delivery may close or hand over the connection.
+    /// Set when the connection is handed over to a glue after a `101`.
     private var handedOver = false
+    /// Whether the request being sent has a chunked body.
+    private var requestChunked = false
 
     init(channel: any Channel) {
         self.channel = channel
@@ -46,22 +48,45 @@ final class UpstreamConnection {
 
 extension UpstreamConnection {
     /// Starts an exchange: the head is written (not flushed: the caller flushes with or after the body).
-    func begin(head: HTTPRequestHead, delegate: any UpstreamExchangeDelegate) {
+    /// - Parameter chunked: whether the request's body is chunked; its parts are then framed as chunks.
+    func begin(head: ByteBuffer, isHEAD: Bool, chunked: Bool, delegate: any UpstreamExchangeDelegate) {
         precondition(!inExchange)
         inExchange = true
         exchanges += 1
         self.delegate = delegate
-        reader.expectResponse(toHEAD: head.method == .HEAD)
-        context?.write(NIOAny(HTTPClientRequestPart.head(head)), promise: nil)
+        requestChunked = chunked
+        reader.expectResponse(toHEAD: isHEAD)
+        context?.write(NIOAny(head), promise: nil)
     }
 
-    func write(_ part: HTTPClientRequestPart, flush: Bool) {
-        guard let context else { return }
-        if flush {
-            context.writeAndFlush(NIOAny(part), promise: nil)
+    /// Part of the request's body (not flushed).
+    func writeBody(_ buffer: ByteBuffer) {
+        guard let context, buffer.readableBytes > 0 else { return }
+        if requestChunked {
+            context.write(
+                NIOAny(ResponseBytes.chunkSize(buffer.readableBytes, allocator: channel.allocator)), promise: nil)
+            context.write(NIOAny(buffer), promise: nil)
+            context.write(NIOAny(ResponseBytes.lineEnd), promise: nil)
         } else {
-            context.write(NIOAny(part), promise: nil)
+            context.write(NIOAny(buffer), promise: nil)
         }
+    }
+
+    /// The request's end, with the trailers of a chunked body, flushed.
+    func writeEnd(trailers: HTTPHeaders?) {
+        guard let context else { return }
+        guard requestChunked else {
+            context.flush()
+            return
+        }
+        var trailerLines: ByteBuffer?
+        if let trailers, !trailers.isEmpty {
+            var lines = UpstreamRequestHead.HeaderLines(buffer: channel.allocator.buffer(capacity: 64))
+            for (name, value) in trailers { lines.add(name: name, value: value) }
+            trailerLines = lines.buffer
+        }
+        context.writeAndFlush(
+            NIOAny(ResponseBytes.lastChunk(trailers: trailerLines, allocator: channel.allocator)), promise: nil)
     }
 
     func flush() { context?.flush() }
@@ -92,8 +117,8 @@ extension UpstreamConnection {
 
     var isReusable: Bool { isOpen && !inExchange && !upstreamWillClose }
 
-    /// Hands the connection over to `glue` after a `101 Switching Protocols`: this handler and the request
-    /// encoder leave, and bytes already read past the `101` flow on to the glue.
+    /// Hands the connection over to `glue` after a `101 Switching Protocols`: this handler leaves, and bytes
+    /// already read past the `101` flow on to the glue.
     func becomeRaw(glue: GlueHandler) throws {
         delegate = nil
         inExchange = false
@@ -102,7 +127,6 @@ extension UpstreamConnection {
         guard let context else { return }
         let pipeline = channel.pipeline.syncOperations
         try pipeline.addHandler(glue)
-        pipeline.removeHandler(name: UpstreamPipeline.encoderName, promise: nil)
         pipeline.removeHandler(context: context, promise: nil)
     }
 
@@ -150,8 +174,8 @@ extension UpstreamConnection {
 
 extension UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -224,12 +248,8 @@ extension UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
 /// The upstream connection's pipeline.
 enum UpstreamPipeline {
-    static let encoderName = "upstream-request-encoder"
-
     static func configure(_ channel: any Channel) throws {
-        let pipeline = channel.pipeline.syncOperations
-        try pipeline.addHandler(HTTPRequestEncoder(), name: encoderName)
-        // Responses are read by UpstreamConnection itself: no response decoder.
-        try pipeline.addHandler(UpstreamConnection(channel: channel))
+        // No codec: UpstreamConnection writes requests as bytes and reads responses itself.
+        try channel.pipeline.syncOperations.addHandler(UpstreamConnection(channel: channel))
     }
 }

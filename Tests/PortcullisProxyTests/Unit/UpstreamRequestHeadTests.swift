@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 import PortcullisConfig
 import PortcullisCore
@@ -239,5 +240,39 @@ struct UpstreamRequestHeadTests {
         #expect(!UpstreamRequestHead.isUpgradeRequest(head(.GET, [("Connection", "upgrade")])))
         #expect(
             !UpstreamRequestHead.isUpgradeRequest(head(.GET, [("Connection", "keep-alive"), ("Upgrade", "websocket")])))
+    }
+
+    // MARK: Bytes
+
+    @Test("the bytes sent upstream are the head `make` builds, line for line: request line, headers, empty line")
+    func bytesMatchTheHead() throws {
+        let forwarding = try UnitFixtures.forwarding()
+        let removed = UpstreamRequestHead.removedHeaders(forwarding: forwarding)
+        let clients = [
+            UnitFixtures.request(.GET, "/x", [("Host", "a"), ("Accept", "*/*")]),
+            UnitFixtures.request(
+                .POST, "/items",
+                [
+                    ("Host", "api.test"), ("Transfer-Encoding", "chunked"), ("Content-Length", "5"),
+                    ("X-Forwarded-For", "10.0.0.1"), ("Connection", "keep-alive, X-Drop"), ("X-Drop", "1"),
+                    ("x-postgres-role", "admin"), ("X-Request-Id", "client-id"),
+                ]),
+            UnitFixtures.request(.PUT, "/empty", [("Host", "h")]),
+            UnitFixtures.request(
+                .GET, "/ws", [("Host", "h"), ("Connection", "Upgrade"), ("Upgrade", "websocket")]),
+        ]
+        for client in clients {
+            let isUpgrade = UpstreamRequestHead.isUpgradeRequest(client)
+            let head = UpstreamRequestHead.make(
+                client: client, target: "/t?q=1", identityHeaders: Self.identity, forwarding: forwarding,
+                clientAddress: "10.0.0.9", isUpgrade: isUpgrade, requestID: "rid", baseRemoved: removed)
+            var expected = "\(head.method.rawValue) /t?q=1 HTTP/1.1\r\n"
+            for (name, value) in head.headers { expected += "\(name): \(value)\r\n" }
+            expected += "\r\n"
+            let bytes = UpstreamRequestHead.bytes(
+                client: client, target: "/t?q=1", identityHeaders: Self.identity, clientAddress: "10.0.0.9",
+                isUpgrade: isUpgrade, requestID: "rid", removed: removed, allocator: ByteBufferAllocator())
+            #expect(String(buffer: bytes) == expected)
+        }
     }
 }
