@@ -305,7 +305,7 @@ struct UpstreamResponseReaderTests {
     @Test("chunk-size lines are lowercase hex without leading zeros")
     func chunkSizeLines() {
         for (size, line) in [(1, "1\r\n"), (15, "f\r\n"), (16, "10\r\n"), (255, "ff\r\n"), (65_536, "10000\r\n")] {
-            #expect(String(buffer: ResponseBytes.chunkSize(size, allocator: ByteBufferAllocator())) == line)
+            #expect(String(buffer: ChunkedFraming.chunkSize(size, allocator: ByteBufferAllocator())) == line)
         }
     }
 }

@@ -526,10 +526,10 @@ extension ClientConnection: UpstreamExchangeDelegate {
             guard buffer.readableBytes > 0 else { return }
             if exchange.clientFraming == .chunked {
                 output.write(
-                    NIOAny(ResponseBytes.chunkSize(buffer.readableBytes, allocator: context.channel.allocator)),
+                    NIOAny(ChunkedFraming.chunkSize(buffer.readableBytes, allocator: context.channel.allocator)),
                     promise: nil)
                 output.write(NIOAny(buffer), promise: nil)
-                output.write(NIOAny(ResponseBytes.lineEnd), promise: nil)
+                output.write(NIOAny(ChunkedFraming.chunkEnd), promise: nil)
             } else {
                 output.write(NIOAny(buffer), promise: nil)
             }
@@ -539,7 +539,7 @@ extension ClientConnection: UpstreamExchangeDelegate {
             } else {
                 if exchange.clientFraming == .chunked {
                     output.write(
-                        NIOAny(ResponseBytes.lastChunk(trailers: trailers, allocator: context.channel.allocator)),
+                        NIOAny(ChunkedFraming.lastChunk(trailers: trailers, allocator: context.channel.allocator)),
                         promise: nil)
                 }
                 finish(exchange, context: context)

@@ -64,9 +64,9 @@ extension UpstreamConnection {
         guard let context, buffer.readableBytes > 0 else { return }
         if requestChunked {
             context.write(
-                NIOAny(ResponseBytes.chunkSize(buffer.readableBytes, allocator: channel.allocator)), promise: nil)
+                NIOAny(ChunkedFraming.chunkSize(buffer.readableBytes, allocator: channel.allocator)), promise: nil)
             context.write(NIOAny(buffer), promise: nil)
-            context.write(NIOAny(ResponseBytes.lineEnd), promise: nil)
+            context.write(NIOAny(ChunkedFraming.chunkEnd), promise: nil)
         } else {
             context.write(NIOAny(buffer), promise: nil)
         }
@@ -86,7 +86,7 @@ extension UpstreamConnection {
             trailerLines = lines.buffer
         }
         context.writeAndFlush(
-            NIOAny(ResponseBytes.lastChunk(trailers: trailerLines, allocator: channel.allocator)), promise: nil)
+            NIOAny(ChunkedFraming.lastChunk(trailers: trailerLines, allocator: channel.allocator)), promise: nil)
     }
 
     func flush() { context?.flush() }

@@ -1,15 +1,14 @@
 public import NIOCore
 
-/// The bytes a relayed response reaches the client as: the head the upstream's made into (see
-/// `UpstreamResponseHead.forwarded`), ended by the client's own framing and connection lines, and the body
-/// as it is, or chunked.
+/// What the client's side adds to a relayed response's head (see `UpstreamResponseHead.forwarded`): its own
+/// framing and connection lines, and the empty line that ends the head.
 public enum ResponseBytes {
     /// How a body reaches the client.
     public enum Framing: Equatable, Sendable {
         /// As the upstream framed it (a length, or nothing), or until the close for an HTTP/1.0 client.
         case asIs
-        /// Chunked by the proxy: the upstream's body had no length, or was chunked (the chunks are re-made:
-        /// their extensions are dropped).
+        /// Chunked by the proxy (`ChunkedFraming`): the upstream's body had no length, or was chunked (the
+        /// chunks are re-made: their extensions are dropped).
         case chunked
     }
 
@@ -24,6 +23,17 @@ public enum ResponseBytes {
         }
     }
 
+    private static let endOfHead = ByteBuffer.staticText("\r\n")
+    private static let closeAndEndOfHead = ByteBuffer.staticText("Connection: close\r\n\r\n")
+    private static let chunkedAndEndOfHead = ByteBuffer.staticText("Transfer-Encoding: chunked\r\n\r\n")
+    private static let chunkedCloseAndEndOfHead = ByteBuffer.staticText(
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+}
+
+/// The chunked transfer coding's framing (RFC 9112 §7.1), for bodies the relay chunks itself: a response
+/// going to the client, a request going to the upstream. The data goes out as it came, between the lines
+/// written here.
+public enum ChunkedFraming {
     /// `<size in hex>` CRLF: the line before a chunk of `size` bytes.
     public static func chunkSize(_ size: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         var line = allocator.buffer(capacity: 18)
@@ -35,6 +45,9 @@ public enum ResponseBytes {
         return line
     }
 
+    /// The CRLF after each chunk's data.
+    public static let chunkEnd = ByteBuffer.staticText("\r\n")
+
     /// The last chunk, the trailer lines (each CRLF-terminated) if any, and the empty line that ends the body.
     public static func lastChunk(trailers: ByteBuffer?, allocator: ByteBufferAllocator) -> ByteBuffer {
         guard var trailers else { return lastChunkWithoutTrailers }
@@ -45,18 +58,13 @@ public enum ResponseBytes {
         return bytes
     }
 
-    /// The CRLF after each chunk's data.
-    public static let lineEnd = staticBuffer("\r\n")
-
-    private static let endOfHead = staticBuffer("\r\n")
-    private static let closeAndEndOfHead = staticBuffer("Connection: close\r\n\r\n")
-    private static let chunkedAndEndOfHead = staticBuffer("Transfer-Encoding: chunked\r\n\r\n")
-    private static let chunkedCloseAndEndOfHead = staticBuffer(
-        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
-    private static let lastChunkWithoutTrailers = staticBuffer("0\r\n\r\n")
+    private static let lastChunkWithoutTrailers = ByteBuffer.staticText("0\r\n\r\n")
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+}
 
-    private static func staticBuffer(_ text: StaticString) -> ByteBuffer {
+extension ByteBuffer {
+    /// A buffer holding `text`, made once and shared: writing the same buffer to many channels copies nothing.
+    fileprivate static func staticText(_ text: StaticString) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: text.utf8CodeUnitCount)
         buffer.writeStaticString(text)
         return buffer
