@@ -127,6 +127,7 @@ let package = Package(
         .executableTarget(
             name: "portcullis-relay-floor",
             dependencies: [
+                "PortcullisWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -15,8 +15,11 @@
 #   nio-http    the floor of the stack's HTTP relay (Benchmarks/RelayFloor): SwiftNIO's HTTP/1.1 codec on both
 #               sides, the NIOHTTP1 handlers Portcullis uses, every request and response passed through as it
 #               came; no token, no rule, no header rewrite. What any proxy built on NIOHTTP1 pays at least
+#   nio-scan    the floor of a codec of one's own on SwiftNIO: responses read by PortcullisWire's reader (the
+#               one Portcullis uses) and written on as bytes, request heads found by their empty line and
+#               passed on as they came. What Portcullis's design could cost at best with no work of its own
 #   nio-tcp     the floor of SwiftNIO itself: bytes glued between two sockets, no HTTP at all
-#               (both floors: one upstream connection per client connection, one event loop per core)
+#               (the floors: one upstream connection per client connection, one event loop per core)
 # Cases, each for RS256 and ES256, tokens minted by joserfc (bench/proxy/mint.py) and sent by
 # bench/proxy/tokens.lua:
 #   repeated   one token on every request
@@ -59,8 +62,8 @@
 # runs; 0 skips them), PACED_DURATION (5s), DISTINCT (10000), UNIQUE (150000 per algorithm, enough for
 # DURATION=10s at about 14,000 req/s; 0 skips the unique cases; the report says if any token was sent
 # twice), WORKERS (nproc), BASE_PORT (18080: upstream, nginx, haproxy and portcullis listen on
-# BASE_PORT+0..3, the upstream's counters on BASE_PORT+4, the floors on +5 and +6), TARGETS ("direct nginx
-# haproxy portcullis nio-http nio-tcp"),
+# BASE_PORT+0..3, the upstream's counters on BASE_PORT+4, the floors on +5 to +7), TARGETS ("direct nginx
+# haproxy portcullis nio-http nio-scan nio-tcp"),
 # PORTCULLIS_BIN (use this binary instead of building .build/release/portcullis), RELAY_FLOOR_BIN (the
 # floors' binary; by default portcullis-relay-floor beside Portcullis's), KEEP_WORK=1 (keep the
 # temporary directory with configurations, tokens, logs and raw wrk output).
@@ -82,14 +85,15 @@ PACED_DURATION=${PACED_DURATION:-5s}
 DISTINCT=${DISTINCT:-10000}
 WORKERS=${WORKERS:-$(nproc)}
 BASE_PORT=${BASE_PORT:-18080}
-TARGETS=${TARGETS:-direct nginx haproxy portcullis nio-http nio-tcp}
+TARGETS=${TARGETS:-direct nginx haproxy portcullis nio-http nio-scan nio-tcp}
 UNIQUE=${UNIQUE:-150000}
 CASES=(rs256-repeated es256-repeated rs256-distinct es256-distinct)
 [ "$UNIQUE" != 0 ] && CASES+=(rs256-unique es256-unique)
 
 upstream_port=$BASE_PORT
 declare -A port=([direct]=$BASE_PORT [nginx]=$((BASE_PORT + 1)) [haproxy]=$((BASE_PORT + 2))
-    [portcullis]=$((BASE_PORT + 3)) [nio-http]=$((BASE_PORT + 5)) [nio-tcp]=$((BASE_PORT + 6)))
+    [portcullis]=$((BASE_PORT + 3)) [nio-http]=$((BASE_PORT + 5)) [nio-tcp]=$((BASE_PORT + 6))
+    [nio-scan]=$((BASE_PORT + 7)))
 status_port=$((BASE_PORT + 4))
 
 # --- what the benchmark needs --------------------------------------------------------------------------------
@@ -323,9 +327,9 @@ if want portcullis; then
         command -v flock >/dev/null && lock=(flock /tmp/portcullis-swift-build.lock)
         if "${lock[@]}" swift build -c release --product portcullis >"$work/build.log" 2>&1; then
             portcullis_bin=.build/release/portcullis
-            if want nio-http || want nio-tcp; then
+            if want nio-http || want nio-scan || want nio-tcp; then
                 "${lock[@]}" swift build -c release --product portcullis-relay-floor >>"$work/build.log" 2>&1 ||
-                    skipped+=("nio-http, nio-tcp (release build of portcullis-relay-floor failed)")
+                    skipped+=("nio-http, nio-scan, nio-tcp (release build of portcullis-relay-floor failed)")
             fi
         else
             tail -20 "$work/build.log"
@@ -380,7 +384,7 @@ if [ -n "$portcullis_bin" ]; then
 fi
 
 floor_bin=${RELAY_FLOOR_BIN:-$(dirname "${portcullis_bin:-.build/release/portcullis}")/portcullis-relay-floor}
-for floor in nio-http nio-tcp; do
+for floor in nio-http nio-scan nio-tcp; do
     want "$floor" || continue
     if [ ! -x "$floor_bin" ]; then
         skipped+=("$floor (no $floor_bin; set RELAY_FLOOR_BIN)")

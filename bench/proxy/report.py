@@ -14,7 +14,7 @@ import re
 import statistics
 import sys
 
-TARGETS = ["direct", "nginx", "haproxy", "portcullis", "nio-http", "nio-tcp"]
+TARGETS = ["direct", "nginx", "haproxy", "portcullis", "nio-http", "nio-scan", "nio-tcp"]
 CASES = ["rs256-repeated", "es256-repeated", "rs256-distinct", "es256-distinct", "rs256-unique", "es256-unique"]
 UNITS = {"us": 1.0, "ms": 1000.0, "s": 1e6, "m": 60e6, "h": 3600e6}
 
@@ -111,16 +111,17 @@ def main():
               f" {fmt(ratio(cpu['portcullis'], cpu['haproxy']), 2):>19}")
     print()
 
-    if any(k[0] in ("nio-http", "nio-tcp") for k in runs):
-        print("== the stack's floors: CPU per request over nginx's, and Portcullis over the NIOHTTP1 floor (saturated)")
-        print(f"{'case':15} {'nio-tcp/nginx':>14} {'nio-http/nginx':>15} {'portcullis/nio-http':>20}")
+    floors = ("nio-tcp", "nio-scan", "nio-http")
+    if any(k[0] in floors for k in runs):
+        print("== the floors on SwiftNIO: CPU per request over nginx's, and Portcullis over each (saturated)")
+        print(f"{'case':15}" + "".join(f" {f + '/nginx':>15}" for f in floors)
+              + "".join(f" {'portcullis/' + f:>20}" for f in floors))
         for case in CASES:
             if case.endswith("-unique"):
                 continue
-            cpu = {t: figure(t, case, "saturated", "cpu") for t in ("nginx", "portcullis", "nio-http", "nio-tcp")}
-            print(f"{case:15} {fmt(ratio(cpu['nio-tcp'], cpu['nginx']), 2):>14}"
-                  f" {fmt(ratio(cpu['nio-http'], cpu['nginx']), 2):>15}"
-                  f" {fmt(ratio(cpu['portcullis'], cpu['nio-http']), 2):>20}")
+            cpu = {t: figure(t, case, "saturated", "cpu") for t in ("nginx", "portcullis") + floors}
+            print(f"{case:15}" + "".join(f" {fmt(ratio(cpu[f], cpu['nginx']), 2):>15}" for f in floors)
+                  + "".join(f" {fmt(ratio(cpu['portcullis'], cpu[f]), 2):>20}" for f in floors))
         print()
 
     print("== p99 added over direct, ms (goal: under 1 ms at 64 connections)")
