@@ -168,12 +168,7 @@ final class ScannedRequests: ChannelInboundHandler, PartneredHandler, @unchecked
     private var bodyRemaining = 0
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var bytes = Self.unwrapInboundIn(data)
-        if var earlier = unread {
-            earlier.writeBuffer(&bytes)
-            bytes = earlier
-            unread = nil
-        }
+        var bytes = Self.unwrapInboundIn(data).after(taking: &unread)
         while bytes.readableBytes > 0 {
             if bodyRemaining > 0 {
                 let count = min(bodyRemaining, bytes.readableBytes)
@@ -231,12 +226,7 @@ final class ReadResponses: ChannelInboundHandler, PartneredHandler, @unchecked S
     private var chunked = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var bytes = Self.unwrapInboundIn(data)
-        if var earlier = unread {
-            earlier.writeBuffer(&bytes)
-            bytes = earlier
-            unread = nil
-        }
+        var bytes = Self.unwrapInboundIn(data).after(taking: &unread)
         do {
             while let event = try reader.read(&bytes, allocator: context.channel.allocator) {
                 switch event {
@@ -277,5 +267,16 @@ final class ReadResponses: ChannelInboundHandler, PartneredHandler, @unchecked S
     func channelInactive(context: ChannelHandlerContext) {
         partner?.close(promise: nil)
         partner = nil
+    }
+}
+
+extension ByteBuffer {
+    /// These bytes after the `earlier` ones a handler kept from its last read, which it no longer keeps.
+    fileprivate func after(taking earlier: inout ByteBuffer?) -> ByteBuffer {
+        guard var joined = earlier else { return self }
+        earlier = nil
+        var bytes = self
+        joined.writeBuffer(&bytes)
+        return joined
     }
 }
