@@ -382,7 +382,9 @@ struct RelayTests {
 
     // MARK: Upgrades
 
-    @Test("WebSocket: after auth the upgrade is relayed and frames flow both ways; without a token, 401")
+    @Test(
+        "WebSocket: after auth the upgrade is relayed and frames flow both ways, the first in the 101's read too; without a token, 401"
+    )
     func webSocket() async throws {
         let harness = try await ProxyHarness.start()
         let token = try harness.token(role: "subscriber")
@@ -401,6 +403,16 @@ struct RelayTests {
             let frame = try await connection.readWebSocketFrame()
             #expect(frame.text == message)
         }
+
+        // An upstream that speaks first: its frame arrives in the same read as its 101, and still reaches the
+        // client after the switch.
+        let greeted = try await RawHTTPConnection.connect(port: harness.port)
+        defer { greeted.close() }
+        try await greeted.sendRequest(
+            method: "GET", target: "/raw/switch-with-greeting",
+            headers: [harness.bearer(token), ("Upgrade", "websocket"), ("Connection", "Upgrade")])
+        #expect(try await greeted.readResponse().status == 101)
+        #expect(try await greeted.readWebSocketFrame().text == "hello")
         await harness.stop()
     }
 

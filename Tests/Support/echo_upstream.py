@@ -390,6 +390,11 @@ RAW_RESPONSES = {
     "bare-lf": (b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok", True),
     "gzip-coding": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx", True),
     "bad-status": (b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok", True),
+    # A 101 and the first WebSocket frame (text "hello") in one write: the frame must reach the client too.
+    "switch-with-greeting": (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello",
+        False,
+    ),
     "bad-chunk": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n", True),
 }
 

@@ -444,12 +444,14 @@ extension ClientConnection {
         do {
             let pipeline = context.pipeline.syncOperations
             try pipeline.addHandler(clientGlue)
-            try upstream.becomeRaw(glue: upstreamGlue)
             for name in ServerPipeline.handlerNamesBeforeUpgrade {
                 pipeline.removeHandler(name: name, promise: nil)
             }
             pipeline.removeHandler(context: context, promise: nil)
-            // Last: bytes the decoder holds beyond the upgrade request flow on to the glue.
+            // The upstream's side once this side writes bytes only: what the upstream sent after its 101 flows
+            // to the client as the upstream connection leaves, and the response encoder would trap on it.
+            try upstream.becomeRaw(glue: upstreamGlue)
+            // Last, once both glues are in: bytes the decoder holds beyond the upgrade request flow on.
             pipeline.removeHandler(name: ServerPipeline.decoderName, promise: nil)
             // A read held back by a handler that has left (the pipelining handler holds reads until a response
             // ends, and a 101 never does) would never be issued: ask for one on each side.

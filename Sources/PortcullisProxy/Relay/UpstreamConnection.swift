@@ -158,6 +158,13 @@ extension UpstreamConnection {
             default:
                 break
             }
+            if reader.hasSwitchedProtocols {
+                // What followed the `101` in this read belongs to the new protocol: it waits where the handover
+                // (`removeHandler`) passes it on to the glue.
+                unread = bytes.readableBytes > 0 ? bytes : nil
+                delegate.upstreamReceived(event)
+                return
+            }
             delegate.upstreamReceived(event)
         }
         if bytes.readableBytes > 0 { unread = bytes }
