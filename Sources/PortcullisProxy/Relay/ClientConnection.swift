@@ -615,7 +615,8 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         channel = context.channel
-        relayOutput = try? context.pipeline.syncOperations.context(name: ServerPipeline.encoderName)
+        // Without the encoder (a pipeline built otherwise) bytes need no way around it: this context will do.
+        relayOutput = (try? context.pipeline.syncOperations.context(name: ServerPipeline.encoderName)) ?? context
         loop.register(self)
         clientAddress = context.channel.remoteAddress?.ipAddress
         lastActivity = .now()
