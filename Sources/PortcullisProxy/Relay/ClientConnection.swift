@@ -399,11 +399,9 @@ extension ClientConnection {
         context.read()
     }
 
-    /// The response's end: the exchange is over. The upstream connection goes back to the pool when both
-    /// directions ended cleanly; the client connection stays open when keep-alive allows.
-    ///
-    /// The bookkeeping comes before the write: writing the end lets the pipelining handler deliver the next
-    /// request's head at once, re-entrantly, and it must find this connection idle.
+    /// The response's end, written already: the exchange is over. The upstream connection goes back to the pool
+    /// when both directions ended cleanly; the client connection stays open when keep-alive allows, and takes
+    /// the next pipelined request, which must find it idle.
     private func finish(_ exchange: Exchange, context: ChannelHandlerContext) {
         exchange.responseDeadline = nil
         complete(status: record?.status ?? 0, reason: nil)
@@ -480,8 +478,8 @@ extension ClientConnection: UpstreamExchangeDelegate {
         case .head(let head):
             if head.isInterim {
                 // 100 Continue and the like: passed on, the final response is still to come.
-                output.write(NIOAny(head.forwarded), promise: nil)
-                output.writeAndFlush(NIOAny(ResponseBytes.headEnd(framing: .asIs, closing: false)), promise: nil)
+                writeHead(head, framing: .asIs, closing: false, to: output)
+                output.flush()
                 return
             }
             exchange.responseStarted = true
@@ -502,8 +500,8 @@ extension ClientConnection: UpstreamExchangeDelegate {
                 }
                 // The switch waits for the reader's `.end` of this response, which comes next.
                 exchange.switching = true
-                output.write(NIOAny(head.forwarded), promise: nil)
-                output.writeAndFlush(NIOAny(ResponseBytes.headEnd(framing: .asIs, closing: false)), promise: nil)
+                writeHead(head, framing: .asIs, closing: false, to: output)
+                output.flush()
                 return
             }
             // A body without a length reaches an HTTP/1.1 client chunked; an HTTP/1.0 one, until the close.
@@ -520,21 +518,9 @@ extension ClientConnection: UpstreamExchangeDelegate {
             if !exchange.request.keepAlive || !exchange.requestEnded && exchange.request.hasBody || closeWhenDone {
                 exchange.closeAfterResponse = true
             }
-            output.write(NIOAny(head.forwarded), promise: nil)
-            output.write(
-                NIOAny(ResponseBytes.headEnd(framing: exchange.clientFraming, closing: exchange.closeAfterResponse)),
-                promise: nil)
+            writeHead(head, framing: exchange.clientFraming, closing: exchange.closeAfterResponse, to: output)
         case .body(let buffer):
-            guard buffer.readableBytes > 0 else { return }
-            if exchange.clientFraming == .chunked {
-                output.write(
-                    NIOAny(ChunkedFraming.chunkSize(buffer.readableBytes, allocator: context.channel.allocator)),
-                    promise: nil)
-                output.write(NIOAny(buffer), promise: nil)
-                output.write(NIOAny(ChunkedFraming.chunkEnd), promise: nil)
-            } else {
-                output.write(NIOAny(buffer), promise: nil)
-            }
+            output.writeBody(buffer, chunked: exchange.clientFraming == .chunked)
         case .end(let trailers):
             if exchange.switching {
                 switchToRaw(exchange, upstream: upstream, context: context)
@@ -547,6 +533,14 @@ extension ClientConnection: UpstreamExchangeDelegate {
                 finish(exchange, context: context)
             }
         }
+    }
+
+    /// The upstream's head as the client gets it: the forwarded lines, then the client's own ending.
+    private func writeHead(
+        _ head: UpstreamResponseHead, framing: ResponseBytes.Framing, closing: Bool, to output: ChannelHandlerContext
+    ) {
+        output.write(NIOAny(head.forwarded), promise: nil)
+        output.write(NIOAny(ResponseBytes.headEnd(framing: framing, closing: closing)), promise: nil)
     }
 
     func upstreamReadComplete() {

@@ -61,15 +61,7 @@ extension UpstreamConnection {
 
     /// Part of the request's body (not flushed).
     func writeBody(_ buffer: ByteBuffer) {
-        guard let context, buffer.readableBytes > 0 else { return }
-        if requestChunked {
-            context.write(
-                NIOAny(ChunkedFraming.chunkSize(buffer.readableBytes, allocator: channel.allocator)), promise: nil)
-            context.write(NIOAny(buffer), promise: nil)
-            context.write(NIOAny(ChunkedFraming.chunkEnd), promise: nil)
-        } else {
-            context.write(NIOAny(buffer), promise: nil)
-        }
+        context?.writeBody(buffer, chunked: requestChunked)
     }
 
     /// The request's end, with the trailers of a chunked body, flushed.
@@ -258,5 +250,20 @@ enum UpstreamPipeline {
     static func configure(_ channel: any Channel) throws {
         // No codec: UpstreamConnection writes requests as bytes and reads responses itself.
         try channel.pipeline.syncOperations.addHandler(UpstreamConnection(channel: channel))
+    }
+}
+
+extension ChannelHandlerContext {
+    /// Writes part of a body the relay passes on (not flushed): as it is, or as one chunk when the relay
+    /// chunks it. Both directions use it: responses to an HTTP/1.1 client, chunked requests to the upstream.
+    func writeBody(_ buffer: ByteBuffer, chunked: Bool) {
+        guard buffer.readableBytes > 0 else { return }
+        if chunked {
+            write(NIOAny(ChunkedFraming.chunkSize(buffer.readableBytes, allocator: channel.allocator)), promise: nil)
+            write(NIOAny(buffer), promise: nil)
+            write(NIOAny(ChunkedFraming.chunkEnd), promise: nil)
+        } else {
+            write(NIOAny(buffer), promise: nil)
+        }
     }
 }
