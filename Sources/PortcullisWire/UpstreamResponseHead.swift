@@ -124,12 +124,13 @@ public struct UpstreamResponseHead: Sendable {
             let line = try HeaderLine(in: bytes, at: index)
             defer { index = line.end }
             if !keepsEveryLine {
-                switch line.knownName(in: bytes) {
+                let known = line.knownName(in: bytes)
+                switch known {
                 case .connection, .transferEncoding, .otherHopByHop: continue
                 case .contentLength, nil: break
                 }
                 // Framing and cookies stay whatever `Connection` names, as they did with the old relay.
-                if !named.isEmpty, line.knownName(in: bytes) == nil, !line.isSetCookie(in: bytes),
+                if !named.isEmpty, known == nil, !line.isSetCookie(in: bytes),
                     named.contains(where: { HeaderLine.equalsIgnoringCase(bytes, $0, line.name) })
                 {
                     continue

@@ -23,7 +23,10 @@ public struct UpstreamResponseReader: Sendable {
         /// Waiting for a head; `scanned` bytes at the front are known not to hold its end.
         case head(scanned: Int)
         case fixedLength(remaining: Int)
+        /// A chunked body's framing, read byte by byte.
         case chunked(ChunkedBody)
+        /// A chunk's data.
+        case chunkData(remaining: Int)
         /// A chunked body's trailer section; `scanned` as for a head.
         case trailers(scanned: Int)
         case untilClose
@@ -32,12 +35,11 @@ public struct UpstreamResponseReader: Sendable {
         case switched
     }
 
-    /// Where a chunked body's framing is (RFC 9112 §7.1).
+    /// Where a chunked body's framing is (RFC 9112 §7.1); the data between is `State.chunkData`.
     private enum ChunkedBody {
         case size(Int, digits: Int)
         case sizeExtension(Int)
         case sizeLineFeed(Int)
-        case data(remaining: Int)
         case dataCarriageReturn
         case dataLineFeed
     }
@@ -103,6 +105,11 @@ public struct UpstreamResponseReader: Sendable {
             return .body(buffer.readSlice(length: count)!)
         case .chunked(let body):
             return try readChunked(body, from: &buffer, allocator: allocator)
+        case .chunkData(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let count = min(remaining, buffer.readableBytes)
+            state = remaining == count ? .chunked(.dataCarriageReturn) : .chunkData(remaining: remaining - count)
+            return .body(buffer.readSlice(length: count)!)
         case .trailers(let scanned):
             guard let length = try Self.sectionLength(in: buffer, scanned: scanned, emptyAllowed: true) else {
                 guard buffer.readableBytes <= maxHeadBytes else { throw .headTooLarge }
@@ -153,13 +160,7 @@ public struct UpstreamResponseReader: Sendable {
         _ body: ChunkedBody, from buffer: inout ByteBuffer, allocator: ByteBufferAllocator
     ) throws(UpstreamResponseError) -> Event? {
         var body = body
-        while let byte = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) {
-            if case .data(let remaining) = body {
-                let count = min(remaining, buffer.readableBytes)
-                state = .chunked(remaining == count ? .dataCarriageReturn : .data(remaining: remaining - count))
-                return .body(buffer.readSlice(length: count)!)
-            }
-            buffer.moveReaderIndex(forwardBy: 1)
+        while let byte = buffer.readInteger(as: UInt8.self) {
             switch body {
             case .size(let size, let digits):
                 if let digit = Self.hexValue(byte) {
@@ -182,19 +183,15 @@ public struct UpstreamResponseReader: Sendable {
                 }
             case .sizeLineFeed(let size):
                 guard byte == UInt8(ascii: "\n") else { throw .badChunk }
-                if size == 0 {
-                    state = .trailers(scanned: 0)
-                    return try read(&buffer, allocator: allocator)
-                }
-                body = .data(remaining: size)
+                // The data, or the trailer section after the last chunk, is read by the state it belongs to.
+                state = size == 0 ? .trailers(scanned: 0) : .chunkData(remaining: size)
+                return try read(&buffer, allocator: allocator)
             case .dataCarriageReturn:
                 guard byte == UInt8(ascii: "\r") else { throw .badChunk }
                 body = .dataLineFeed
             case .dataLineFeed:
                 guard byte == UInt8(ascii: "\n") else { throw .badChunk }
                 body = .size(0, digits: 0)
-            case .data:
-                preconditionFailure("handled above")
             }
         }
         state = .chunked(body)
