@@ -74,10 +74,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // The HTTP/1.1 relay (SwiftNIO): the request gate, the upstream pool, the streaming glue.
-        // HTTP/1.1 as bytes: what the relay reads from the upstream, parsed strictly. Pure: no I/O, no channel.
+        // HTTP/1.1 as bytes: what the relay reads from clients and from the upstream, parsed strictly (into
+        // NIOHTTP1's types). Pure: no I/O, no channel.
         .target(
             name: "PortcullisWire",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(
@@ -170,7 +173,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PortcullisWireTests",
-            dependencies: ["PortcullisWire", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "PortcullisWire", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(FuzzJSON FuzzToken FuzzClaimPath FuzzRequestPath FuzzConfiguration FuzzUpstreamResponse)
+[ ${#targets[@]} -gt 0 ] || targets=(FuzzJSON FuzzToken FuzzClaimPath FuzzRequestPath FuzzConfiguration FuzzUpstreamResponse
+    FuzzClientRequest)
 seconds=${SECONDS_EACH:-60}
 
 # The fuzzer alone: with `--sanitize=fuzzer --sanitize=address` together, SwiftPM 6.3 hands the compiler
@@ -53,6 +54,37 @@ source = open("../Tests/Support/echo_upstream.py").read()
 samples = [eval("(" + m + ")") for m in re.findall(r'\(\s*(b"HTTP/1[^)]*?")\s*,\s*(?:True|False)', source, re.S)]
 samples += [b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: x-a, close\r\nX-A: 1\r\n\r\nok",
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x00"]
+for n, sample in enumerate(samples):
+    open("%s/%d" % (sys.argv[1], n), "wb").write(bytes([n * 37 % 256]) + sample)
+PY
+        ;;
+    FuzzClientRequest)
+        # As for FuzzUpstreamResponse, the first byte picks where the rest is split into two reads.
+        python3 - "$dir" <<'PY'
+import sys
+samples = [
+    b"GET /rest/v1/items?select=id HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer a.b.c\r\nAccept: */*\r\n"
+    b"X-Empty:\r\nX-Space:  v \t\r\n\r\n",
+    b"POST /rest/v1/items HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n"
+    b'{"id": 12345}',
+    b"PUT /upload HTTP/1.1\r\nHost: api\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"
+    b"5;name=value\r\nhello\r\nA\r\n, world!!!\r\n0\r\nX-Sum: 42\r\nX-Other: a b\r\n\r\n",
+    b"GET /a HTTP/1.1\r\nHost: api\r\n\r\nDELETE /b/1 HTTP/1.1\r\nHost: api\r\nContent-Length: 2\r\n\r\nok"
+    b"HEAD /c HTTP/1.1\r\nHost: api\r\n\r\n",
+    b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"GET http://api.example:8080/rest/v1/items?x=1 HTTP/1.1\r\nHost: api.example:8080\r\n\r\n",
+    "GET /search?q=caf\u00e9&city=\u6771\u4eac HTTP/1.1\r\nHost: api\r\nX-Name: J\u00fcrgen\r\n\r\n".encode(),
+    b"\r\n\r\nPATCH /items?id=eq.1 HTTP/1.1\r\nHost: api\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: api\r\n\r\nGET /ws HTTP/1.1\r\nHost: api\r\nConnection: Upgrade\r\n"
+    b"Upgrade: websocket\r\n\r\n\x81\x00",
+    b"CONNECT api.example:443 HTTP/1.1\r\nHost: api.example:443\r\n\r\n\x16\x03\x01",
+    # Refused by the reader: both lengths, a repeated length, obs-fold, bare LF, a coding list.
+    b"POST /x HTTP/1.1\r\nHost: api\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: api\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    b"GET /x HTTP/1.1\r\nHost: api\r\nX-Folded: a\r\n b\r\n\r\n",
+    b"GET /x HTTP/1.1\nHost: api\n\n",
+    b"POST /x HTTP/1.1\r\nHost: api\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+]
 for n, sample in enumerate(samples):
     open("%s/%d" % (sys.argv[1], n), "wb").write(bytes([n * 37 % 256]) + sample)
 PY

@@ -159,27 +159,12 @@ private struct WeakLoopState: Sendable {
 
 /// The client connection's pipeline.
 enum ServerPipeline {
-    static let decoderName = "request-decoder"
-    static let encoderName = "response-encoder"
-    /// Removed when a connection is upgraded, before the decoder (whose leftover bytes go to the glue).
-    static let handlerNamesBeforeUpgrade = [
-        "head-deadline", encoderName,
-    ]
-
     static func configure(_ channel: any Channel, settings: ProxySettings, loop: LoopState) throws {
-        let pipeline = channel.pipeline.syncOperations
-        let deadline = HeadDeadline(timeout: settings.headerTimeout)
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = settings.gate.maxHeaderBytes
-        limits.maxHeaderFieldSize = settings.gate.maxHeaderBytes
-        try pipeline.addHandler(HeadDeadlineHandler(deadline: deadline), name: "head-deadline")
-        try pipeline.addHandler(
-            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits)),
-            name: decoderName)
-        // Portcullis's own answers go through NIO's encoder; relayed responses are written as bytes past it.
-        try pipeline.addHandler(HTTPResponseEncoder(), name: encoderName)
-        // No HTTPServerPipelineHandler: ClientConnection queues pipelined requests itself, which keeps reads
-        // flowing between requests (the handler pauses them after every request, two epoll_ctl calls each).
-        try pipeline.addHandler(ClientConnection(settings: settings, loop: loop, headDeadline: deadline))
+        // One handler: ClientConnection reads requests from bytes (`ClientRequestReader`), queues pipelined
+        // ones itself (NIO's pipelining handler pauses reads after every request, two epoll_ctl calls each) and
+        // writes responses as bytes.
+        try channel.pipeline.syncOperations.addHandler(
+            ClientConnection(
+                settings: settings, loop: loop, headDeadline: HeadDeadline(timeout: settings.headerTimeout)))
     }
 }

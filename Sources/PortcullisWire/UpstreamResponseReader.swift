@@ -24,7 +24,7 @@ public struct UpstreamResponseReader: Sendable {
         case head(scanned: Int)
         case fixedLength(remaining: Int)
         /// A chunked body's framing, read byte by byte.
-        case chunked(ChunkedBody)
+        case chunked(ChunkFraming)
         /// A chunk's data.
         case chunkData(remaining: Int)
         /// A chunked body's trailer section; `scanned` as for a head.
@@ -33,15 +33,6 @@ public struct UpstreamResponseReader: Sendable {
         /// A `101` was read: its end comes next, then the bytes are no longer HTTP.
         case switching
         case switched
-    }
-
-    /// Where a chunked body's framing is (RFC 9112 §7.1); the data between is `State.chunkData`.
-    private enum ChunkedBody {
-        case size(Int, digits: Int)
-        case sizeExtension(Int)
-        case sizeLineFeed(Int)
-        case dataCarriageReturn
-        case dataLineFeed
     }
 
     /// The largest head (or trailer section) accepted, in bytes.
@@ -73,10 +64,14 @@ public struct UpstreamResponseReader: Sendable {
     {
         switch state {
         case .head(let scanned):
-            guard let length = try Self.sectionLength(in: buffer, scanned: scanned) else {
+            let length: Int
+            switch HeadSection.scan(buffer, scanned: scanned) {
+            case .complete(let complete): length = complete
+            case .incomplete(let scanned):
                 guard buffer.readableBytes <= maxHeadBytes else { throw .headTooLarge }
-                state = .head(scanned: max(0, buffer.readableBytes - 1))
+                state = .head(scanned: scanned)
                 return nil
+            case .bareLineFeed: throw .badHeaderLine
             }
             guard length <= maxHeadBytes else { throw .headTooLarge }
             let head = try buffer.withUnsafeReadableBytes { bytes throws(UpstreamResponseError) in
@@ -90,7 +85,7 @@ public struct UpstreamResponseReader: Sendable {
             case _ where head.isInterim: state = .head(scanned: 0)
             case .none: state = .fixedLength(remaining: 0)
             case .contentLength(let length): state = .fixedLength(remaining: length)
-            case .chunked: state = .chunked(.size(0, digits: 0))
+            case .chunked: state = .chunked(.start)
             case .untilClose: state = .untilClose
             }
             return .head(head)
@@ -111,10 +106,14 @@ public struct UpstreamResponseReader: Sendable {
             state = remaining == count ? .chunked(.dataCarriageReturn) : .chunkData(remaining: remaining - count)
             return .body(buffer.readSlice(length: count)!)
         case .trailers(let scanned):
-            guard let length = try Self.sectionLength(in: buffer, scanned: scanned, emptyAllowed: true) else {
+            let length: Int
+            switch HeadSection.scan(buffer, scanned: scanned, emptyAllowed: true) {
+            case .complete(let complete): length = complete
+            case .incomplete(let scanned):
                 guard buffer.readableBytes <= maxHeadBytes else { throw .headTooLarge }
-                state = .trailers(scanned: max(0, buffer.readableBytes - 1))
+                state = .trailers(scanned: scanned)
                 return nil
+            case .bareLineFeed: throw .badHeaderLine
             }
             guard length <= maxHeadBytes else { throw .headTooLarge }
             state = .head(scanned: 0)
@@ -122,12 +121,10 @@ public struct UpstreamResponseReader: Sendable {
                 buffer.moveReaderIndex(forwardBy: 2)
                 return .end(trailers: nil)
             }
-            try buffer.withUnsafeReadableBytes { bytes throws(UpstreamResponseError) in
-                var start = 0
-                while start < length - 2 {
-                    start = try HeaderLine(in: UnsafeRawBufferPointer(rebasing: bytes[..<length]), at: start).end
-                }
+            let valid = buffer.withUnsafeReadableBytes { bytes in
+                HeadSection.isValidTrailerSection(UnsafeRawBufferPointer(rebasing: bytes[..<(length - 2)]))
             }
+            guard valid else { throw .badHeaderLine }
             let trailers = buffer.readSlice(length: length - 2)!
             buffer.moveReaderIndex(forwardBy: 2)
             return .end(trailers: trailers)
@@ -157,85 +154,25 @@ public struct UpstreamResponseReader: Sendable {
     }
 
     private mutating func readChunked(
-        _ body: ChunkedBody, from buffer: inout ByteBuffer, allocator: ByteBufferAllocator
+        _ framing: ChunkFraming, from buffer: inout ByteBuffer, allocator: ByteBufferAllocator
     ) throws(UpstreamResponseError) -> Event? {
-        var body = body
+        var framing = framing
         while let byte = buffer.readInteger(as: UInt8.self) {
-            switch body {
-            case .size(let size, let digits):
-                if let digit = Self.hexValue(byte) {
-                    // 15 hex digits cannot overflow an Int; a chunk that size is not real anyway.
-                    guard digits < 15 else { throw .badChunk }
-                    body = .size(size << 4 | digit, digits: digits + 1)
-                } else if digits > 0 && byte == UInt8(ascii: ";") {
-                    body = .sizeExtension(size)
-                } else if digits > 0 && byte == UInt8(ascii: "\r") {
-                    body = .sizeLineFeed(size)
-                } else {
-                    throw .badChunk
-                }
-            case .sizeExtension(let size):
-                // Extensions are ignored (RFC 9112 §7.1.1), but must be made of field characters.
-                if byte == UInt8(ascii: "\r") {
-                    body = .sizeLineFeed(size)
-                } else if !HeaderLine.isFieldCharacter(byte) {
-                    throw .badChunk
-                }
-            case .sizeLineFeed(let size):
-                guard byte == UInt8(ascii: "\n") else { throw .badChunk }
-                // The data, or the trailer section after the last chunk, is read by the state it belongs to.
-                state = size == 0 ? .trailers(scanned: 0) : .chunkData(remaining: size)
+            switch framing.reading(byte) {
+            case .next(let next):
+                framing = next
+            case .data(let size):
+                state = .chunkData(remaining: size)
                 return try read(&buffer, allocator: allocator)
-            case .dataCarriageReturn:
-                guard byte == UInt8(ascii: "\r") else { throw .badChunk }
-                body = .dataLineFeed
-            case .dataLineFeed:
-                guard byte == UInt8(ascii: "\n") else { throw .badChunk }
-                body = .size(0, digits: 0)
+            case .lastChunk:
+                state = .trailers(scanned: 0)
+                return try read(&buffer, allocator: allocator)
+            case .invalid:
+                throw .badChunk
             }
         }
-        state = .chunked(body)
+        state = .chunked(framing)
         return nil
-    }
-
-    /// The length of the head (or trailer section) at the front of `buffer` up to and including the empty line
-    /// that ends it, or nil if that line has not arrived. With `emptyAllowed`, the section may be that line
-    /// alone. A bare LF throws at once: RFC 9112 §2.2 lets a recipient take it as a line end, which is how two
-    /// parsers come to disagree, and waiting for a CRLF that never comes would end in a timeout instead.
-    private static func sectionLength(
-        in buffer: ByteBuffer, scanned: Int, emptyAllowed: Bool = false
-    )
-        throws(UpstreamResponseError) -> Int?
-    {
-        let length: Int?? = buffer.withUnsafeReadableBytes { bytes in
-            if emptyAllowed, bytes.count >= 2, bytes[0] == UInt8(ascii: "\r"), bytes[1] == UInt8(ascii: "\n") {
-                return 2
-            }
-            var index = max(scanned, 1)
-            while index < bytes.count {
-                // Most bytes are not LF: one compare each, the others only at a candidate.
-                if bytes[index] == UInt8(ascii: "\n") {
-                    guard bytes[index - 1] == UInt8(ascii: "\r") else { return .some(nil) }
-                    if index >= 3, bytes[index - 2] == UInt8(ascii: "\n"), bytes[index - 3] == UInt8(ascii: "\r") {
-                        return index + 1
-                    }
-                }
-                index += 1
-            }
-            return nil
-        }
-        guard let length else { return nil }
-        guard let length else { throw .badHeaderLine }
-        return length
-    }
-
-    private static func hexValue(_ byte: UInt8) -> Int? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
-        default: nil
-        }
     }
 }
 

@@ -383,7 +383,7 @@ struct RelayTests {
     // MARK: Upgrades
 
     @Test(
-        "WebSocket: after auth the upgrade is relayed and frames flow both ways, the first in the 101's read too; without a token, 401"
+        "WebSocket: after auth the upgrade is relayed and frames flow both ways, the first in the 101's or the request's read too; without a token, 401"
     )
     func webSocket() async throws {
         let harness = try await ProxyHarness.start()
@@ -413,6 +413,20 @@ struct RelayTests {
             headers: [harness.bearer(token), ("Upgrade", "websocket"), ("Connection", "Upgrade")])
         #expect(try await greeted.readResponse().status == 101)
         #expect(try await greeted.readWebSocketFrame().text == "hello")
+
+        // A client that speaks first: its frame goes in the same write as its upgrade request, before any 101.
+        // The proxy has read it with the request and must hand it to the upstream after the switch.
+        let eager = try await RawHTTPConnection.connect(port: harness.port)
+        defer { eager.close() }
+        let frame: [UInt8] =
+            [0x81, 0x80 | 5, 1, 2, 3, 4] + Array("early".utf8).enumerated().map { $1 ^ UInt8($0 % 4 + 1) }
+        try await eager.send(
+            Array(
+                ("GET /ws HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\nUpgrade: websocket\r\n"
+                    + "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                    .utf8) + frame)
+        #expect(try await eager.readResponse().status == 101)
+        #expect(try await eager.readWebSocketFrame().text == "early")
         await harness.stop()
     }
 
@@ -426,6 +440,30 @@ struct RelayTests {
         #expect(token.isEmpty == false)
         let response = try await harness.request("/items", headers: [harness.bearer(token)])
         #expect(response.status == 200, "kid \(kid)")
+        await harness.stop()
+    }
+
+    @Test("a body and a pipelined request sent with a head whose key is refetched reach the upstream, in order")
+    func bodyAfterRefetch() async throws {
+        let harness = try await ProxyHarness.start()
+        let connection = try await RawHTTPConnection.connect(port: harness.port)
+        defer { connection.close() }
+        // A first request leaves a warm upstream connection in the pool, so the next one starts at once.
+        #expect(try await connection.request(target: "/warm", headers: [harness.bearer(harness.token())]).status == 200)
+        _ = try harness.jwks.rotate()
+        let token = try harness.token()
+        // One write: the first request's head, its body, and a second request. The first decision waits for
+        // the refetch; the body and the second request are read only after it, when no read is left to end.
+        try await connection.send(
+            "POST /echo-body HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\nContent-Length: 5\r\n\r\nhello"
+                + "POST /echo-body HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\nContent-Length: 3\r\n\r\nabc"
+        )
+        let first = try await connection.readResponse(requestMethod: "POST")
+        let second = try await connection.readResponse(requestMethod: "POST")
+        #expect(first.status == 200)
+        #expect(try #require(first.echoedRequest).bodyLength == 5)
+        #expect(second.status == 200)
+        #expect(try #require(second.echoedRequest).bodyLength == 3)
         await harness.stop()
     }
 

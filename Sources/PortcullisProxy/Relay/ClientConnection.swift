@@ -5,12 +5,15 @@ import PortcullisCore
 import PortcullisWire
 import Synchronization
 
-/// One client connection, after the HTTP decoder and the pipelining handler: it decides each request at its
-/// head, then either answers it or relays it, streaming, to an upstream connection from its loop's pool.
+/// One client connection, the only handler of its pipeline: it reads requests from the connection's bytes
+/// (`ClientRequestReader`), decides each at its head, then either answers it or relays it, streaming, to an
+/// upstream connection from its loop's pool.
 ///
 /// Reads are the backpressure: the client is not read while a decision is pending (so a refused request's
 /// body is never read, let alone forwarded), while the upstream connection is being made, or while the
-/// upstream cannot take more bytes; the upstream is not read while the client cannot take more.
+/// upstream cannot take more bytes; the upstream is not read while the client cannot take more. Bytes are
+/// parsed only as far as the connection can act on them: a pipelined request waits, unparsed, in `unread`
+/// until the one before it is answered, and a body is not parsed while its request is being decided.
 final class ClientConnection {
     private let settings: ProxySettings
     private let loop: LoopState
@@ -19,18 +22,18 @@ final class ClientConnection {
     private var state = State.idle
     /// A read the pipeline asked for while reads were paused.
     private var pendingRead = false
+    private var reader: ClientRequestReader
+    /// Bytes read from the client and not parsed yet.
+    private var unread: ByteBuffer?
+    /// `takeRequestParts` is running: a state change inside it needs no call of its own.
+    private var takingParts = false
     /// Parts of a request that was answered before its end arrived: dropped until `.end`.
     private var discardingBody = false
     private var clientAddress: String?
     /// Bumped per request, so a verification finishing late never acts on a later request.
     private var requestSerial = 0
-    /// Body parts that arrived in the same read as a head whose decision is pending.
-    private var bufferedWhileDeciding: [HTTPServerRequestPart] = []
     /// What the access log and the metrics say of the request in flight.
     private var record: RequestRecord?
-    /// Parts of pipelined requests that arrived while an earlier one was in flight, in order. Reads stop
-    /// while any are queued, so this holds at most what one read delivered.
-    private var pipelined: [HTTPServerRequestPart] = []
     /// The last time bytes moved for this connection, for the idle timeout.
     private var lastActivity = NIODeadline.now()
     /// The one timer of this connection: it checks the idle and upstream-response deadlines when it fires and
@@ -40,9 +43,6 @@ final class ClientConnection {
     private var closeWhenDone = false
     /// Kept past the handler's removal (an upgrade), so a drain can still close the connection.
     private var channel: (any Channel)?
-    /// Where relayed responses are written: the response encoder's context, so their bytes pass it by. Only
-    /// Portcullis's own answers go through the encoder.
-    private var relayOutput: ChannelHandlerContext?
     private var timerDeadline: NIODeadline?
 
     private enum State {
@@ -104,6 +104,7 @@ final class ClientConnection {
         self.settings = settings
         self.loop = loop
         self.headDeadline = headDeadline
+        reader = ClientRequestReader(maxHeadBytes: settings.gate.maxHeaderBytes)
     }
 }
 
@@ -159,6 +160,7 @@ extension ClientConnection {
             }
             state = .idle
             conclude(AuthDecision.decide(rule: request.admission.rule, verification: result), request: request)
+            takeRequestParts()
             readIfPending()
         }
     }
@@ -194,7 +196,6 @@ extension ClientConnection {
         _ response: ProxyResponse, keepAlive: Bool, hasBody: Bool, recordDecision: Bool = true
     ) {
         guard let context else { return }
-        bufferedWhileDeciding.removeAll()
         var response = response
         if !recordDecision {
             // Already counted as allowed.
@@ -219,7 +220,7 @@ extension ClientConnection {
         if closing {
             context.close(promise: nil)
         } else {
-            drainPipelined()
+            takeRequestParts()
         }
     }
 
@@ -249,10 +250,6 @@ extension ClientConnection {
 extension ClientConnection {
     private func relay(_ exchange: Exchange) {
         state = .relaying(exchange)
-        let early = bufferedWhileDeciding
-        bufferedWhileDeciding.removeAll()
-        for part in early { receivedBody(part, exchange: exchange) }
-        guard case .relaying(let current) = state, current === exchange else { return }
         // An upgrade never takes a parked connection: it will not come back to the pool.
         if !exchange.isUpgrade, let upstream = loop.pool.takeIdle() {
             exchange.reused = true
@@ -384,7 +381,8 @@ extension ClientConnection {
     }
 
     private var shouldRead: Bool {
-        if !pipelined.isEmpty { return false }
+        // A pipelined request's bytes are waiting for the one in flight: no more until it is answered.
+        if let unread, unread.readableBytes > 0, reader.isBetweenRequests, !isIdle { return false }
         return switch state {
         case .idle: true
         case .deciding: false
@@ -426,7 +424,7 @@ extension ClientConnection {
         if closing {
             context.close(promise: nil)
         } else {
-            drainPipelined()
+            takeRequestParts()
             readIfPending()
         }
     }
@@ -442,17 +440,17 @@ extension ClientConnection {
         do {
             let pipeline = context.pipeline.syncOperations
             try pipeline.addHandler(clientGlue)
-            for name in ServerPipeline.handlerNamesBeforeUpgrade {
-                pipeline.removeHandler(name: name, promise: nil)
+            // The upstream's side first: what it sent after its 101 flows to the client through the glue (and
+            // past this handler, which passes bytes on).
+            try upstream.becomeRaw(glue: upstreamGlue)
+            // Then what the client sent after its upgrade request, which was never parsed.
+            if let unread, unread.readableBytes > 0 {
+                self.unread = nil
+                context.fireChannelRead(NIOAny(unread))
+                context.fireChannelReadComplete()
             }
             pipeline.removeHandler(context: context, promise: nil)
-            // The upstream's side once this side writes bytes only: what the upstream sent after its 101 flows
-            // to the client as the upstream connection leaves, and the response encoder would trap on it.
-            try upstream.becomeRaw(glue: upstreamGlue)
-            // Last, once both glues are in: bytes the decoder holds beyond the upgrade request flow on.
-            pipeline.removeHandler(name: ServerPipeline.decoderName, promise: nil)
-            // A read held back by a handler that has left (the pipelining handler holds reads until a response
-            // ends, and a 101 never does) would never be issued: ask for one on each side.
+            // A read held back while the exchange ran would never be issued now: ask for one on each side.
             context.channel.read()
             upstream.channel.read()
             // This handler has left the pipeline, so its channelInactive will never come: the loop forgets the
@@ -470,16 +468,14 @@ extension ClientConnection {
 
 extension ClientConnection: UpstreamExchangeDelegate {
     func upstreamReceived(_ event: UpstreamResponseReader.Event) {
-        guard let context, let output = relayOutput, case .relaying(let exchange) = state,
-            let upstream = exchange.upstream
-        else { return }
+        guard let context, case .relaying(let exchange) = state, let upstream = exchange.upstream else { return }
         lastActivity = .now()
         switch event {
         case .head(let head):
             if head.isInterim {
                 // 100 Continue and the like: passed on, the final response is still to come.
-                writeHead(head, framing: .asIs, closing: false, to: output)
-                output.flush()
+                writeHead(head, framing: .asIs, closing: false, to: context)
+                context.flush()
                 return
             }
             exchange.responseStarted = true
@@ -500,8 +496,8 @@ extension ClientConnection: UpstreamExchangeDelegate {
                 }
                 // The switch waits for the reader's `.end` of this response, which comes next.
                 exchange.switching = true
-                writeHead(head, framing: .asIs, closing: false, to: output)
-                output.flush()
+                writeHead(head, framing: .asIs, closing: false, to: context)
+                context.flush()
                 return
             }
             // A body without a length reaches an HTTP/1.1 client chunked; an HTTP/1.0 one, until the close.
@@ -518,15 +514,15 @@ extension ClientConnection: UpstreamExchangeDelegate {
             if !exchange.request.keepAlive || !exchange.requestEnded && exchange.request.hasBody || closeWhenDone {
                 exchange.closeAfterResponse = true
             }
-            writeHead(head, framing: exchange.clientFraming, closing: exchange.closeAfterResponse, to: output)
+            writeHead(head, framing: exchange.clientFraming, closing: exchange.closeAfterResponse, to: context)
         case .body(let buffer):
-            output.writeBody(buffer, chunked: exchange.clientFraming == .chunked)
+            context.writeBody(buffer, chunked: exchange.clientFraming == .chunked)
         case .end(let trailers):
             if exchange.switching {
                 switchToRaw(exchange, upstream: upstream, context: context)
             } else {
                 if exchange.clientFraming == .chunked {
-                    output.write(
+                    context.write(
                         NIOAny(ChunkedFraming.lastChunk(trailers: trailers, allocator: context.channel.allocator)),
                         promise: nil)
                 }
@@ -537,10 +533,10 @@ extension ClientConnection: UpstreamExchangeDelegate {
 
     /// The upstream's head as the client gets it: the forwarded lines, then the client's own ending.
     private func writeHead(
-        _ head: UpstreamResponseHead, framing: ResponseBytes.Framing, closing: Bool, to output: ChannelHandlerContext
+        _ head: UpstreamResponseHead, framing: ResponseBytes.Framing, closing: Bool, to context: ChannelHandlerContext
     ) {
-        output.write(NIOAny(head.forwarded), promise: nil)
-        output.write(NIOAny(ResponseBytes.headEnd(framing: framing, closing: closing)), promise: nil)
+        context.write(NIOAny(head.forwarded), promise: nil)
+        context.write(NIOAny(ResponseBytes.headEnd(framing: framing, closing: closing)), promise: nil)
     }
 
     func upstreamReadComplete() {
@@ -599,42 +595,50 @@ extension ClientConnection: UpstreamExchangeDelegate {
     }
 }
 
-// MARK: - ChannelDuplexHandler
+// MARK: - Reading requests
 
-extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        channel = context.channel
-        // Without the encoder (a pipeline built otherwise) bytes need no way around it: this context will do.
-        relayOutput = (try? context.pipeline.syncOperations.context(name: ServerPipeline.encoderName)) ?? context
-        loop.register(self)
-        clientAddress = context.channel.remoteAddress?.ipAddress
-        lastActivity = .now()
-        scheduleTimer(at: lastActivity + settings.idleTimeout)
+extension ClientConnection {
+    /// Parses what has been read and acts on each part, as far as the connection can take them: up to the next
+    /// head while a request is in flight, and no further than a head while it is being decided. Called again
+    /// whenever the state lets it go further.
+    ///
+    /// - Parameter flushing: whether to flush what went upstream. A read's parts are flushed at the read's
+    ///   end (`channelReadComplete`); parts taken later (after a decision that waited, after the response to
+    ///   the request before) have no read to end, and would otherwise sit unsent.
+    private func takeRequestParts(flushing: Bool = true) {
+        guard !takingParts, let context else { return }
+        takingParts = true
+        defer {
+            takingParts = false
+            if flushing, case .relaying(let exchange) = state { exchange.upstream?.flush() }
+        }
+        while canTakeNextPart {
+            let part: HTTPServerRequestPart?
+            do {
+                part = try readPart()
+            } catch {
+                refuseMalformedRequest(error, context: context)
+                return
+            }
+            guard let part else { break }
+            dispatch(part, context: context)
+        }
+        // Let the channel's receive buffer be reused once nothing of it is left here.
+        if unread?.readableBytes == 0 { unread = nil }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-        relayOutput = nil
+    private func readPart() throws(ClientRequestError) -> HTTPServerRequestPart? {
+        guard unread != nil else { return nil }
+        return try reader.read(&unread!)
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastActivity = .now()
-        let part = Self.unwrapInboundIn(data)
-        if !pipelined.isEmpty {
-            pipelined.append(part)
-            return
+    private var canTakeNextPart: Bool {
+        switch state {
+        case .idle: true
+        // The rest of the request in flight; the next one waits for its answer.
+        case .relaying: !reader.isBetweenRequests
+        case .deciding, .upgraded, .closed: false
         }
-        if case .head = part, !isIdle {
-            // A pipelined request: it waits, in order, until the one in flight is answered.
-            pipelined.append(part)
-            return
-        }
-        dispatch(part, context: context)
     }
 
     private var isIdle: Bool {
@@ -653,29 +657,83 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             receivedBody(part, exchange: exchange)
-        case (_, .body), (_, .end):
-            // The rest of a request that was answered without reading its body, or that is still being decided.
-            if case .deciding = state {
-                // Reads are paused while deciding, so only parts from the read that carried the head arrive
-                // here: bounded by one read.
-                bufferedWhileDeciding.append(part)
-            } else if case .end = part {
-                discardingBody = false
-            }
+        case (.idle, .body), (.idle, .end):
+            // The rest of a request that was answered without reading its body.
+            if case .end = part { discardingBody = false }
         default:
             close(context: context)
         }
     }
 
-    /// Takes queued pipelined parts, in order, as far as the connection can take them: up to the next head
-    /// that arrives while a request is in flight.
-    private func drainPipelined() {
-        guard let context else { return }
-        while let part = pipelined.first {
-            if case .head = part, !isIdle { return }
-            pipelined.removeFirst()
-            dispatch(part, context: context)
+    /// A request that cannot be parsed (the smuggling shapes among them) gets 400, or 431 for a head over the
+    /// limit, with a JSON body, unless a response is already under way; either way the connection closes, so no
+    /// byte of it is read as another request.
+    private func refuseMalformedRequest(_ error: ClientRequestError, context: ChannelHandlerContext) {
+        var responseUnderWay = false
+        switch state {
+        case .relaying(let exchange): responseUnderWay = exchange.responseStarted
+        case .upgraded, .closed: responseUnderWay = true
+        case .idle, .deciding: break
         }
+        // A body cut short by bad framing ends its exchange here, before the state says closed: the upstream
+        // connection has a partial request and must close with it.
+        abandonExchange()
+        state = .closed
+        unread = nil
+        if !responseUnderWay {
+            let response: ProxyResponse =
+                switch error {
+                case .headTooLarge: .headersTooLarge
+                case .unsupportedTransferCoding: .unsupportedTransferCoding
+                default: .badRequest
+                }
+            settings.metrics.recordDecision(response.decision, reason: response.code)
+            record?.refused(decision: response.decision, reason: response.code)
+            complete(status: response.status, reason: response.code)
+            ResponseWriting.write(response, closing: true, context: context)
+        }
+        context.close(promise: nil)
+    }
+}
+
+// MARK: - ChannelDuplexHandler
+
+extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    /// Relayed responses, Portcullis's own, and after an upgrade the glue's bytes: all written as bytes.
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        channel = context.channel
+        loop.register(self)
+        clientAddress = context.channel.remoteAddress?.ipAddress
+        lastActivity = .now()
+        scheduleTimer(at: lastActivity + settings.idleTimeout)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        headDeadline.cancel()
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastActivity = .now()
+        headDeadline.bytesArrived(context: context)
+        var incoming = Self.unwrapInboundIn(data)
+        if var pending = unread, pending.readableBytes > 0 {
+            // Part of a head, or a pipelined request: joined in a buffer of their own, so the channel's receive
+            // buffer is not held.
+            unread = nil
+            var joined = context.channel.allocator.buffer(capacity: pending.readableBytes + incoming.readableBytes)
+            joined.writeBuffer(&pending)
+            joined.writeBuffer(&incoming)
+            unread = joined
+        } else {
+            unread = incoming
+        }
+        takeRequestParts(flushing: false)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -706,6 +764,7 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
         if record != nil { complete(status: record?.status ?? 0, reason: "client_closed") }
         abandonExchange()
         state = .closed
+        unread = nil
         context.fireChannelInactive()
     }
 
@@ -718,35 +777,8 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.upstream = nil
     }
 
-    /// The HTTP decoder's errors arrive here: a request that cannot be parsed (the smuggling shapes among
-    /// them) gets 400, or 431 for a header section over the limit, with a JSON body, unless a response is
-    /// already under way; then the connection closes, so no byte of it is read as another request.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let parserError = error as? HTTPParserError {
-            guard context.channel.isActive else {
-                // The client left mid-request: the decoder's end-of-stream check reports the cut, but there
-                // is no one to answer, and it was no bad request. channelInactive, which comes next, ends the
-                // exchange and logs it as client_closed.
-                return
-            }
-            var responseUnderWay = false
-            switch state {
-            case .relaying(let exchange): responseUnderWay = exchange.responseStarted
-            case .upgraded, .closed: responseUnderWay = true
-            case .idle, .deciding: break
-            }
-            // A body cut short by bad framing ends its exchange here, before the state says closed: the
-            // upstream connection has a partial request and must close with it.
-            abandonExchange()
-            state = .closed
-            if !responseUnderWay {
-                let response = parserError == .headerOverflow ? ProxyResponse.headersTooLarge : .badRequest
-                settings.metrics.recordDecision(response.decision, reason: response.code)
-                record?.refused(decision: response.decision, reason: response.code)
-                complete(status: response.status, reason: response.code)
-                ResponseWriting.write(response, closing: true, context: context)
-            }
-        }
+        // A socket error: nothing more can be read or written.
         context.close(promise: nil)
     }
 }
@@ -758,7 +790,8 @@ extension ClientConnection {
     func closeWhenIdle() {
         closeWhenDone = true
         guard let context else { return }
-        if case .idle = state, pipelined.isEmpty { close(context: context) }
+        // Idle, whatever is unread is at most part of a head: nothing was accepted that would be cut off.
+        if case .idle = state { close(context: context) }
     }
 
     /// The drain timed out: close whatever is happening.

@@ -1,9 +1,8 @@
 import NIOCore
 import NIOHTTP1
 
-/// The header-read deadline of one client connection, shared by the two handlers that see it: the raw-bytes
-/// handler in front of the HTTP decoder (which knows when a request's first byte arrives) and the connection
-/// handler (which knows when its head is complete). Loop-confined.
+/// The header-read deadline of one client connection: started when a request's first bytes arrive, ended
+/// when its head is complete. Loop-confined.
 ///
 /// The timer is lazy: it is armed when a request's first bytes arrive and none is armed, and when it fires it
 /// looks at the head in progress then. A head that arrived meanwhile leaves nothing to do; a later request's
@@ -22,7 +21,7 @@ final class HeadDeadline {
     }
 
     /// The first bytes of a request arrived: the head must be complete within `timeout` (slowloris).
-    /// `context` is the raw-bytes handler's, in front of the HTTP codec, which the 408 is written through.
+    /// `context` is the connection's, which the 408 is written through.
     func bytesArrived(context: ChannelHandlerContext) {
         guard awaitingHead, deadline == nil else { return }
         let deadline = NIODeadline.now() + timeout
@@ -65,9 +64,8 @@ final class HeadDeadline {
         }
     }
 
-    /// A client too slow to send its head gets a 408 and the connection closes. Written as raw bytes, in front
-    /// of the HTTP encoder: the encoder may be mid-response on a pipelined connection, and this is the end of
-    /// it anyway.
+    /// A client too slow to send its head gets a 408 and the connection closes (on a pipelined connection,
+    /// possibly in the middle of a response: this is the end of it anyway).
     private static func expire(_ context: ChannelHandlerContext) {
         var buffer = context.channel.allocator.buffer(capacity: 160)
         let body = #"{"error":"request_timeout","message":"The request head was not received in time"}"#
@@ -79,47 +77,36 @@ final class HeadDeadline {
     }
 }
 
-/// In front of the HTTP decoder: starts the head deadline when a request's first bytes arrive.
-final class HeadDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
-    let deadline: HeadDeadline
-
-    init(deadline: HeadDeadline) {
-        self.deadline = deadline
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        deadline.bytesArrived(context: context)
-        context.fireChannelRead(data)
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        deadline.cancel()
-    }
-}
-
-/// Writing Portcullis's own responses.
+/// Writing Portcullis's own responses, as bytes: the relay has no HTTP encoder.
 enum ResponseWriting {
-    static func head(for response: ProxyResponse, closing: Bool) -> HTTPResponseHead {
-        var headers = HTTPHeaders()
-        for header in response.headers { headers.add(name: header.name, value: header.value) }
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(response.body.utf8.count))
-        headers.add(name: "Cache-Control", value: "no-store")
-        if closing { headers.add(name: "Connection", value: "close") }
-        return HTTPResponseHead(
-            version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+    /// The whole response: status line, the response's headers, then its JSON body's.
+    static func bytes(
+        for response: ProxyResponse, closing: Bool, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        var bytes = allocator.buffer(capacity: 256 + response.body.utf8.count)
+        bytes.writeStaticString("HTTP/1.1 ")
+        bytes.writeString(String(response.status))
+        bytes.writeStaticString(" ")
+        bytes.writeString(HTTPResponseStatus(statusCode: response.status).reasonPhrase)
+        bytes.writeStaticString("\r\n")
+        for header in response.headers {
+            bytes.writeString(header.name)
+            bytes.writeStaticString(": ")
+            bytes.writeString(header.value)
+            bytes.writeStaticString("\r\n")
+        }
+        bytes.writeStaticString("Content-Type: application/json\r\nContent-Length: ")
+        bytes.writeString(String(response.body.utf8.count))
+        bytes.writeStaticString("\r\nCache-Control: no-store\r\n")
+        if closing { bytes.writeStaticString("Connection: close\r\n") }
+        bytes.writeStaticString("\r\n")
+        bytes.writeString(response.body)
+        return bytes
     }
 
-    /// Writes the whole response through `context` (which must be at or after the HTTP encoder) and flushes.
+    /// Writes the whole response and flushes.
     static func write(_ response: ProxyResponse, closing: Bool, context: ChannelHandlerContext) {
-        let head = head(for: response, closing: closing)
-        var body = context.channel.allocator.buffer(capacity: response.body.utf8.count)
-        body.writeString(response.body)
-        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
-        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(body))), promise: nil)
-        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+        context.writeAndFlush(
+            NIOAny(bytes(for: response, closing: closing, allocator: context.channel.allocator)), promise: nil)
     }
 }

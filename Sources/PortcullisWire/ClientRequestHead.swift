@@ -1,0 +1,172 @@
+import NIOHTTP1
+
+/// How a request's body ends (RFC 9112 §6.3): a request without either has none.
+enum RequestFraming: Equatable {
+    case contentLength(Int)
+    case chunked
+}
+
+/// A request head parsed strictly, into NIOHTTP1's types, which the gate and the relay work on.
+enum ClientRequestHead {
+    /// Parses `bytes`, a whole head up to and including the empty line that ends it.
+    ///
+    /// request-line = method SP request-target SP HTTP-version CRLF (RFC 9112 §3), one space each, nothing
+    /// else: the method one llhttp knows (but CONNECT, which is not for a reverse proxy and which llhttp frames
+    /// without a body), the target in origin-form or absolute-form and visible ASCII only (as llhttp's strict
+    /// mode has it), the version 1.0 or 1.1.
+    static func parse(
+        _ bytes: UnsafeRawBufferPointer
+    ) throws(ClientRequestError) -> (
+        head: HTTPRequestHead, framing: RequestFraming
+    ) {
+        var index = 0
+        while index < bytes.count, HeaderLine.isTokenCharacter(bytes[index]) { index += 1 }
+        guard index > 0, index < bytes.count, bytes[index] == UInt8(ascii: " ") else { throw .badRequestLine }
+        let method = HTTPMethod(
+            rawValue: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[..<index]), as: UTF8.self))
+        switch method {
+        case .RAW, .CONNECT: throw .badRequestLine
+        default: break
+        }
+        index += 1
+        let targetStart = index
+        while index < bytes.count, bytes[index] > 0x20, bytes[index] < 0x7F { index += 1 }
+        guard index > targetStart, index < bytes.count, bytes[index] == UInt8(ascii: " "),
+            isOriginOrAbsoluteForm(UnsafeRawBufferPointer(rebasing: bytes[targetStart..<index]))
+        else { throw .badRequestLine }
+        let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[targetStart..<index]), as: UTF8.self)
+        index += 1
+        guard bytes.count >= index + 10, bytes[index..<(index + 7)].elementsEqual("HTTP/1.".utf8),
+            bytes[index + 8] == UInt8(ascii: "\r"), bytes[index + 9] == UInt8(ascii: "\n")
+        else { throw .badRequestLine }
+        let version: HTTPVersion
+        switch bytes[index + 7] {
+        case UInt8(ascii: "1"): version = .http1_1
+        case UInt8(ascii: "0"): version = .http1_0
+        default: throw .badRequestLine
+        }
+        index += 10
+
+        var headers = HTTPHeaders()
+        // One allocation for the list in all but unusual requests, not one per doubling.
+        headers.reserveCapacity(16)
+        var contentLength: Int?
+        var chunked = false
+        let fieldsEnd = bytes.count - 2
+        while index < fieldsEnd {
+            guard let line = HeaderLine(in: bytes, at: index), bytes[line.end - 3] != UInt8(ascii: "\t") else {
+                // A tab ending a value: llhttp refuses it in a length, and takes `chunked<TAB>` as another coding.
+                throw .badHeaderLine
+            }
+            index = line.end
+            switch line.knownName(in: bytes) {
+            case .contentLength:
+                // Repeated, even with the same value: llhttp refuses that too, and the upstream gets one length.
+                guard contentLength == nil, let length = line.decimalValue(in: bytes) else {
+                    throw .badContentLength
+                }
+                contentLength = length
+            case .transferEncoding:
+                // Only `chunked`, once (RFC 9112 §6.1): the relay must undo the coding to frame the body for the
+                // upstream, and a list or another coding could be framed differently by the next parser. HTTP/1.0
+                // has no transfer codings at all.
+                guard !chunked, version == .http1_1, line.value(in: bytes, equalsIgnoringCase: "chunked") else {
+                    throw .unsupportedTransferCoding
+                }
+                chunked = true
+            case .connection, .otherHopByHop, nil:
+                break
+            }
+            headers.add(name: line.nameString(in: bytes), value: line.valueString(in: bytes))
+        }
+        let framing: RequestFraming
+        if chunked {
+            // Both at once is how requests are smuggled past one of two parsers (RFC 9112 §6.3 ¶3): neither wins.
+            guard contentLength == nil else { throw .contentLengthWithTransferEncoding }
+            framing = .chunked
+        } else {
+            framing = .contentLength(contentLength ?? 0)
+        }
+        return (HTTPRequestHead(version: version, method: method, uri: target, headers: headers), framing)
+    }
+
+    /// A chunked body's trailer lines (`bytes` without the empty line that ends them), or nil when there are none.
+    static func trailers(_ bytes: UnsafeRawBufferPointer) throws(ClientRequestError) -> HTTPHeaders? {
+        guard !bytes.isEmpty else { return nil }
+        var trailers = HTTPHeaders()
+        var index = 0
+        while index < bytes.count {
+            // No framing or connection fields in trailers (RFC 9110 §6.5.1): llhttp refuses a length or a
+            // coding there, and would close after a `Connection: close` that the head did not say.
+            guard let line = HeaderLine(in: bytes, at: index), bytes[line.end - 3] != UInt8(ascii: "\t"),
+                line.knownName(in: bytes) == nil
+            else { throw .badHeaderLine }
+            index = line.end
+            trailers.add(name: line.nameString(in: bytes), value: line.valueString(in: bytes))
+        }
+        return trailers
+    }
+}
+
+/// `/path?query`, or `scheme://host[:port]/path?query` with a scheme of letters, a host of letters, digits,
+/// `.` and `-` (or an IPv6 literal in brackets) and a port of digits. The gate reduces absolute-form to its
+/// path; anything else (asterisk-form, authority-form, userinfo, a scheme without `//`) llhttp refuses or
+/// reads in ways the gate would not.
+private func isOriginOrAbsoluteForm(_ target: UnsafeRawBufferPointer) -> Bool {
+    if target.first == UInt8(ascii: "/") { return true }
+    func isLetter(_ byte: UInt8) -> Bool { byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "z") }
+    func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+    var index = 0
+    while index < target.count, isLetter(target[index]) { index += 1 }
+    guard index > 0, target.count > index + 3, target[index] == UInt8(ascii: ":"),
+        target[index + 1] == UInt8(ascii: "/"), target[index + 2] == UInt8(ascii: "/")
+    else { return false }
+    index += 3
+    let hostStart = index
+    if target[index] == UInt8(ascii: "[") {
+        index += 1
+        while index < target.count, target[index] != UInt8(ascii: "]") {
+            let byte = target[index]
+            guard
+                isDigit(byte) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f"))
+                    || byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".")
+            else { return false }
+            index += 1
+        }
+        guard index < target.count else { return false }
+        index += 1
+    } else {
+        while index < target.count,
+            HeaderLine.isAlphanumeric(target[index]) || target[index] == UInt8(ascii: ".")
+                || target[index] == UInt8(ascii: "-")
+        {
+            index += 1
+        }
+        guard index > hostStart else { return false }
+    }
+    if index < target.count, target[index] == UInt8(ascii: ":") {
+        index += 1
+        while index < target.count, isDigit(target[index]) { index += 1 }
+    }
+    return index == target.count || target[index] == UInt8(ascii: "/") || target[index] == UInt8(ascii: "?")
+}
+
+extension HeaderLine {
+    static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        default: false
+        }
+    }
+
+    func nameString(in bytes: UnsafeRawBufferPointer) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[name]), as: UTF8.self)
+    }
+
+    /// The value as NIOHTTP1's decoder gives it: non-UTF-8 bytes (obs-text) repaired.
+    func valueString(in bytes: UnsafeRawBufferPointer) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[value]), as: UTF8.self)
+    }
+}

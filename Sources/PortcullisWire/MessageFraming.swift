@@ -1,0 +1,129 @@
+import NIOCore
+
+/// Where a head (or a trailer section) ends, in bytes that arrive in pieces. Shared by the request and the
+/// response reader.
+enum HeadSection {
+    enum Scan {
+        /// The section's length, up to and including the empty line that ends it.
+        case complete(length: Int)
+        /// Not all there yet; this many bytes at the front are known not to hold its end.
+        case incomplete(scanned: Int)
+        /// A bare LF: RFC 9112 §2.2 lets a recipient take it as a line end, which is how two parsers come to
+        /// disagree, so it is refused at once (waiting for a CRLF that never comes would end in a timeout).
+        case bareLineFeed
+    }
+
+    /// Scans `buffer` from `scanned` on. With `emptyAllowed`, the section may be the empty line alone (a
+    /// trailer section).
+    static func scan(_ buffer: ByteBuffer, scanned: Int, emptyAllowed: Bool = false) -> Scan {
+        buffer.withUnsafeReadableBytes { bytes in
+            if emptyAllowed, bytes.count >= 2, bytes[0] == UInt8(ascii: "\r"), bytes[1] == UInt8(ascii: "\n") {
+                return .complete(length: 2)
+            }
+            if bytes.first == UInt8(ascii: "\n") { return .bareLineFeed }
+            var index = max(scanned, 1)
+            while index < bytes.count {
+                // Most bytes are not LF: one compare each, the others only at a candidate.
+                if bytes[index] == UInt8(ascii: "\n") {
+                    guard bytes[index - 1] == UInt8(ascii: "\r") else { return .bareLineFeed }
+                    if index >= 3, bytes[index - 2] == UInt8(ascii: "\n"), bytes[index - 3] == UInt8(ascii: "\r") {
+                        return .complete(length: index + 1)
+                    }
+                }
+                index += 1
+            }
+            return .incomplete(scanned: max(0, bytes.count - 1))
+        }
+    }
+
+    /// Whether `bytes`, a trailer section without its final empty line, is made of valid header lines.
+    static func isValidTrailerSection(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var start = 0
+        while start < bytes.count {
+            guard let line = HeaderLine(in: bytes, at: start) else { return false }
+            start = line.end
+        }
+        return true
+    }
+}
+
+/// Where a chunked body's framing is (RFC 9112 §7.1), read byte by byte; the data between chunk lines is the
+/// reader's own state. Shared by the request and the response reader.
+enum ChunkFraming: Sendable {
+    case size(Int, digits: Int)
+    /// Any field characters up to the CR (responses: RFC 9112 §7.1.1 lets extensions be ignored).
+    case sizeExtension(Int)
+    /// `;name[=value]`, tokens only, no whitespace (requests: what llhttp's strict mode accepts). Where in
+    /// the extension: its name started (`named`), and for the value, whether it started (`valued`).
+    case strictExtensionName(Int, named: Bool)
+    case strictExtensionValue(Int, valued: Bool)
+    case sizeLineFeed(Int)
+    case dataCarriageReturn
+    case dataLineFeed
+
+    static let start = ChunkFraming.size(0, digits: 0)
+
+    enum Step {
+        case next(ChunkFraming)
+        /// A chunk of this many bytes (more than zero) follows.
+        case data(Int)
+        /// The last chunk: the trailer section follows.
+        case lastChunk
+        case invalid
+    }
+
+    /// - Parameter strictExtensions: extensions in llhttp's strict grammar (`strictExtensionName`), else any
+    ///   field characters.
+    func reading(_ byte: UInt8, strictExtensions: Bool = false) -> Step {
+        switch self {
+        case .size(let size, let digits):
+            if let digit = Self.hexValue(byte) {
+                // 15 hex digits cannot overflow an Int; a chunk that size is not real anyway.
+                guard digits < 15 else { return .invalid }
+                return .next(.size(size << 4 | digit, digits: digits + 1))
+            }
+            if digits > 0 && byte == UInt8(ascii: ";") {
+                return .next(strictExtensions ? .strictExtensionName(size, named: false) : .sizeExtension(size))
+            }
+            if digits > 0 && byte == UInt8(ascii: "\r") { return .next(.sizeLineFeed(size)) }
+            return .invalid
+        case .sizeExtension(let size):
+            // Extensions are ignored (RFC 9112 §7.1.1), but must be made of field characters.
+            if byte == UInt8(ascii: "\r") { return .next(.sizeLineFeed(size)) }
+            return HeaderLine.isFieldCharacter(byte) ? .next(self) : .invalid
+        case .strictExtensionName(let size, let named):
+            if HeaderLine.isTokenCharacter(byte) { return .next(.strictExtensionName(size, named: true)) }
+            guard named else { return .invalid }
+            return switch byte {
+            case UInt8(ascii: "="): .next(.strictExtensionValue(size, valued: false))
+            case UInt8(ascii: ";"): .next(.strictExtensionName(size, named: false))
+            case UInt8(ascii: "\r"): .next(.sizeLineFeed(size))
+            default: .invalid
+            }
+        case .strictExtensionValue(let size, let valued):
+            if HeaderLine.isTokenCharacter(byte) { return .next(.strictExtensionValue(size, valued: true)) }
+            guard valued else { return .invalid }
+            return switch byte {
+            case UInt8(ascii: ";"): .next(.strictExtensionName(size, named: false))
+            case UInt8(ascii: "\r"): .next(.sizeLineFeed(size))
+            default: .invalid
+            }
+        case .sizeLineFeed(let size):
+            guard byte == UInt8(ascii: "\n") else { return .invalid }
+            return size == 0 ? .lastChunk : .data(size)
+        case .dataCarriageReturn:
+            return byte == UInt8(ascii: "\r") ? .next(.dataLineFeed) : .invalid
+        case .dataLineFeed:
+            return byte == UInt8(ascii: "\n") ? .next(.start) : .invalid
+        }
+    }
+
+    private static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
+        default: nil
+        }
+    }
+}
