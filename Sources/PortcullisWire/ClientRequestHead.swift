@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 
 /// How a request's body ends (RFC 9112 §6.3): a request without either has none.
@@ -90,9 +91,12 @@ enum ClientRequestHead {
         return (HTTPRequestHead(version: version, method: method, uri: target, headers: headers), framing)
     }
 
-    /// A chunked body's trailer lines (`bytes` without the empty line that ends them), or nil when there are none.
-    static func trailers(_ bytes: UnsafeRawBufferPointer) throws(ClientRequestError) -> HTTPHeaders? {
-        guard !bytes.isEmpty else { return nil }
+    /// A chunked body's trailer lines, each CRLF-terminated, checked.
+    static func trailers(_ lines: ByteBuffer) throws(ClientRequestError) -> HTTPHeaders {
+        try lines.withUnsafeReadableBytes { bytes throws(ClientRequestError) in try trailers(bytes) }
+    }
+
+    private static func trailers(_ bytes: UnsafeRawBufferPointer) throws(ClientRequestError) -> HTTPHeaders {
         var trailers = HTTPHeaders()
         var index = 0
         while index < bytes.count {

@@ -14,13 +14,8 @@ public struct ClientRequestReader: Sendable {
     private enum State {
         /// Waiting for a head; `scanned` bytes at the front are known not to hold its end.
         case head(scanned: Int)
-        case fixedLength(remaining: Int)
-        /// A chunked body's framing, read byte by byte.
-        case chunked(ChunkFraming)
-        /// A chunk's data.
-        case chunkData(remaining: Int)
-        /// A chunked body's trailer section; `scanned` as for a head.
-        case trailers(scanned: Int)
+        /// A body with a length (zero for none), or chunked.
+        case body(MessageBody)
     }
 
     /// The largest head (request line and header section) or trailer section accepted, in bytes.
@@ -41,88 +36,43 @@ public struct ClientRequestReader: Sendable {
     /// when the bytes cannot be a valid request; the connection cannot be read any further then.
     public mutating func read(_ buffer: inout ByteBuffer) throws(ClientRequestError) -> HTTPServerRequestPart? {
         switch state {
-        case .head(let scanned):
+        case .head(var scanned):
             // RFC 9112 §2.2: empty lines before a request line (a CRLF some clients send after a body) are ignored.
             while scanned == 0, buffer.readableBytes >= 2,
                 buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A
             {
                 buffer.moveReaderIndex(forwardBy: 2)
             }
-            let length: Int
-            switch HeadSection.scan(buffer, scanned: scanned) {
-            case .complete(let complete): length = complete
-            case .incomplete(let scanned):
-                guard buffer.readableBytes <= maxHeadBytes else { throw .headTooLarge }
+            guard
+                let length = try HeadSection.length(
+                    in: buffer, scanned: &scanned, maxBytes: maxHeadBytes, failing: ClientRequestError.self)
+            else {
                 state = .head(scanned: scanned)
                 return nil
-            case .bareLineFeed: throw .badHeaderLine
             }
-            guard length <= maxHeadBytes else { throw .headTooLarge }
             let parsed = try buffer.withUnsafeReadableBytes { bytes throws(ClientRequestError) in
                 try ClientRequestHead.parse(UnsafeRawBufferPointer(rebasing: bytes[..<length]))
             }
             buffer.moveReaderIndex(forwardBy: length)
             switch parsed.framing {
-            case .contentLength(let length): state = .fixedLength(remaining: length)
-            case .chunked: state = .chunked(.start)
+            case .contentLength(let length): state = .body(.contentLength(length))
+            case .chunked: state = .body(.chunked(strictExtensions: true))
             }
             return .head(parsed.head)
-        case .fixedLength(let remaining):
-            if remaining == 0 {
+        case .body(var body):
+            switch try body.read(&buffer, maxTrailerBytes: maxHeadBytes, failing: ClientRequestError.self) {
+            case .data(let data)?:
+                state = .body(body)
+                return .body(data)
+            case .end(let trailers)?:
                 state = .head(scanned: 0)
-                return .end(nil)
-            }
-            guard buffer.readableBytes > 0 else { return nil }
-            let count = min(remaining, buffer.readableBytes)
-            state = .fixedLength(remaining: remaining - count)
-            return .body(buffer.readSlice(length: count)!)
-        case .chunked(let framing):
-            return try readChunked(framing, from: &buffer)
-        case .chunkData(let remaining):
-            guard buffer.readableBytes > 0 else { return nil }
-            let count = min(remaining, buffer.readableBytes)
-            state = remaining == count ? .chunked(.dataCarriageReturn) : .chunkData(remaining: remaining - count)
-            return .body(buffer.readSlice(length: count)!)
-        case .trailers(let scanned):
-            let length: Int
-            switch HeadSection.scan(buffer, scanned: scanned, emptyAllowed: true) {
-            case .complete(let complete): length = complete
-            case .incomplete(let scanned):
-                guard buffer.readableBytes <= maxHeadBytes else { throw .headTooLarge }
-                state = .trailers(scanned: scanned)
+                guard let trailers else { return .end(nil) }
+                return .end(try ClientRequestHead.trailers(trailers))
+            case nil:
+                state = .body(body)
                 return nil
-            case .bareLineFeed: throw .badHeaderLine
-            }
-            guard length <= maxHeadBytes else { throw .headTooLarge }
-            state = .head(scanned: 0)
-            let trailers = try buffer.withUnsafeReadableBytes { bytes throws(ClientRequestError) in
-                try ClientRequestHead.trailers(UnsafeRawBufferPointer(rebasing: bytes[..<(length - 2)]))
-            }
-            buffer.moveReaderIndex(forwardBy: length)
-            return .end(trailers)
-        }
-    }
-
-    private mutating func readChunked(
-        _ framing: ChunkFraming, from buffer: inout ByteBuffer
-    ) throws(ClientRequestError) -> HTTPServerRequestPart? {
-        var framing = framing
-        while let byte = buffer.readInteger(as: UInt8.self) {
-            switch framing.reading(byte, strictExtensions: true) {
-            case .next(let next):
-                framing = next
-            case .data(let size):
-                state = .chunkData(remaining: size)
-                return try read(&buffer)
-            case .lastChunk:
-                state = .trailers(scanned: 0)
-                return try read(&buffer)
-            case .invalid:
-                throw .badChunk
             }
         }
-        state = .chunked(framing)
-        return nil
     }
 }
 

@@ -36,6 +36,25 @@ enum HeadSection {
         }
     }
 
+    /// The section's length once it is all there, or nil (with `scanned` moved on) while it is not. Throws
+    /// for a bare LF, or for a section over `maxBytes`, complete or not (so it is never buffered without
+    /// bound).
+    static func length<Failure: MessageFramingError>(
+        in buffer: ByteBuffer, scanned: inout Int, emptyAllowed: Bool = false, maxBytes: Int, failing: Failure.Type
+    ) throws(Failure) -> Int? {
+        switch scan(buffer, scanned: scanned, emptyAllowed: emptyAllowed) {
+        case .complete(let length):
+            guard length <= maxBytes else { throw .headTooLarge }
+            return length
+        case .incomplete(let scannedNow):
+            guard buffer.readableBytes <= maxBytes else { throw .headTooLarge }
+            scanned = scannedNow
+            return nil
+        case .bareLineFeed:
+            throw .badHeaderLine
+        }
+    }
+
     /// Whether `bytes`, a trailer section without its final empty line, is made of valid header lines.
     static func isValidTrailerSection(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var start = 0
@@ -124,6 +143,102 @@ enum ChunkFraming: Sendable {
         case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
         case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
         default: nil
+        }
+    }
+}
+
+/// What a reader throws when a message's framing is wrong; each reader has its own error type.
+protocol MessageFramingError: Error {
+    static var badChunk: Self { get }
+    static var badHeaderLine: Self { get }
+    static var headTooLarge: Self { get }
+}
+
+extension UpstreamResponseError: MessageFramingError {}
+extension ClientRequestError: MessageFramingError {}
+
+/// A message's body, read from bytes as its framing delimits it (RFC 9112 §6, §7.1): a length, or chunks and
+/// a trailer section. Shared by the request and the response reader, which each check the trailer lines
+/// their own way.
+struct MessageBody: Sendable {
+    private enum State {
+        case fixedLength(remaining: Int)
+        /// A chunked body's framing, read byte by byte.
+        case chunked(ChunkFraming)
+        /// A chunk's data.
+        case chunkData(remaining: Int)
+        /// The trailer section after the last chunk; `scanned` bytes at the front are known not to hold its end.
+        case trailers(scanned: Int)
+    }
+
+    enum Event {
+        /// Body bytes, without chunk framing.
+        case data(ByteBuffer)
+        /// The body ended. `trailers`: the trailer lines of a chunked body, each CRLF-terminated, unchecked;
+        /// nil when there were none.
+        case end(trailers: ByteBuffer?)
+    }
+
+    private var state: State
+    /// Chunk extensions in llhttp's strict grammar only (`ChunkFraming.strictExtensionName`).
+    private let strictExtensions: Bool
+
+    static func contentLength(_ length: Int) -> MessageBody {
+        MessageBody(state: .fixedLength(remaining: length), strictExtensions: false)
+    }
+
+    static func chunked(strictExtensions: Bool) -> MessageBody {
+        MessageBody(state: .chunked(.start), strictExtensions: strictExtensions)
+    }
+
+    /// The next event from the front of `buffer`, consuming what it used; nil when more bytes are needed.
+    /// Throws the owner's own errors: `badChunk`, `badHeaderLine` for a bare LF among the trailers,
+    /// `headTooLarge` for a trailer section over `maxTrailerBytes`.
+    mutating func read<Failure: MessageFramingError>(
+        _ buffer: inout ByteBuffer, maxTrailerBytes: Int, failing: Failure.Type
+    ) throws(Failure) -> Event? {
+        switch state {
+        case .fixedLength(let remaining):
+            if remaining == 0 { return .end(trailers: nil) }
+            guard buffer.readableBytes > 0 else { return nil }
+            let count = min(remaining, buffer.readableBytes)
+            state = .fixedLength(remaining: remaining - count)
+            return .data(buffer.readSlice(length: count)!)
+        case .chunked(var framing):
+            while let byte = buffer.readInteger(as: UInt8.self) {
+                switch framing.reading(byte, strictExtensions: strictExtensions) {
+                case .next(let next):
+                    framing = next
+                case .data(let size):
+                    state = .chunkData(remaining: size)
+                    return try read(&buffer, maxTrailerBytes: maxTrailerBytes, failing: Failure.self)
+                case .lastChunk:
+                    state = .trailers(scanned: 0)
+                    return try read(&buffer, maxTrailerBytes: maxTrailerBytes, failing: Failure.self)
+                case .invalid:
+                    throw .badChunk
+                }
+            }
+            state = .chunked(framing)
+            return nil
+        case .chunkData(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let count = min(remaining, buffer.readableBytes)
+            state = remaining == count ? .chunked(.dataCarriageReturn) : .chunkData(remaining: remaining - count)
+            return .data(buffer.readSlice(length: count)!)
+        case .trailers(var scanned):
+            guard
+                let length = try HeadSection.length(
+                    in: buffer, scanned: &scanned, emptyAllowed: true, maxBytes: maxTrailerBytes, failing: Failure.self)
+            else {
+                state = .trailers(scanned: scanned)
+                return nil
+            }
+            // The body is over: reading again gives its end again, and the owner moves on to the next head.
+            state = .fixedLength(remaining: 0)
+            let trailers = length == 2 ? nil : buffer.readSlice(length: length - 2)!
+            buffer.moveReaderIndex(forwardBy: 2)
+            return .end(trailers: trailers)
         }
     }
 }

@@ -22,13 +22,8 @@ public struct UpstreamResponseReader: Sendable {
     private enum State {
         /// Waiting for a head; `scanned` bytes at the front are known not to hold its end.
         case head(scanned: Int)
-        case fixedLength(remaining: Int)
-        /// A chunked body's framing, read byte by byte.
-        case chunked(ChunkFraming)
-        /// A chunk's data.
-        case chunkData(remaining: Int)
-        /// A chunked body's trailer section; `scanned` as for a head.
-        case trailers(scanned: Int)
+        /// A body with a length (zero for none), or chunked.
+        case body(MessageBody)
         case untilClose
         /// A `101` was read: its end comes next, then the bytes are no longer HTTP.
         case switching
@@ -63,17 +58,14 @@ public struct UpstreamResponseReader: Sendable {
         -> Event?
     {
         switch state {
-        case .head(let scanned):
-            let length: Int
-            switch HeadSection.scan(buffer, scanned: scanned) {
-            case .complete(let complete): length = complete
-            case .incomplete(let scanned):
-                guard buffer.readableBytes <= maxHeadBytes else { throw .headTooLarge }
+        case .head(var scanned):
+            guard
+                let length = try HeadSection.length(
+                    in: buffer, scanned: &scanned, maxBytes: maxHeadBytes, failing: UpstreamResponseError.self)
+            else {
                 state = .head(scanned: scanned)
                 return nil
-            case .bareLineFeed: throw .badHeaderLine
             }
-            guard length <= maxHeadBytes else { throw .headTooLarge }
             let head = try buffer.withUnsafeReadableBytes { bytes throws(UpstreamResponseError) in
                 try UpstreamResponseHead(
                     parsing: UnsafeRawBufferPointer(rebasing: bytes[..<length]), requestIsHEAD: requestIsHEAD,
@@ -83,51 +75,26 @@ public struct UpstreamResponseReader: Sendable {
             switch head.framing {
             case _ where head.status == 101: state = .switching
             case _ where head.isInterim: state = .head(scanned: 0)
-            case .none: state = .fixedLength(remaining: 0)
-            case .contentLength(let length): state = .fixedLength(remaining: length)
-            case .chunked: state = .chunked(.start)
+            case .none: state = .body(.contentLength(0))
+            case .contentLength(let length): state = .body(.contentLength(length))
+            case .chunked: state = .body(.chunked(strictExtensions: false))
             case .untilClose: state = .untilClose
             }
             return .head(head)
-        case .fixedLength(let remaining):
-            if remaining == 0 {
+        case .body(var body):
+            switch try body.read(&buffer, maxTrailerBytes: maxHeadBytes, failing: UpstreamResponseError.self) {
+            case .data(let data)?:
+                state = .body(body)
+                return .body(data)
+            case .end(let trailers)?:
                 state = .head(scanned: 0)
-                return .end(trailers: nil)
-            }
-            guard buffer.readableBytes > 0 else { return nil }
-            let count = min(remaining, buffer.readableBytes)
-            state = .fixedLength(remaining: remaining - count)
-            return .body(buffer.readSlice(length: count)!)
-        case .chunked(let body):
-            return try readChunked(body, from: &buffer, allocator: allocator)
-        case .chunkData(let remaining):
-            guard buffer.readableBytes > 0 else { return nil }
-            let count = min(remaining, buffer.readableBytes)
-            state = remaining == count ? .chunked(.dataCarriageReturn) : .chunkData(remaining: remaining - count)
-            return .body(buffer.readSlice(length: count)!)
-        case .trailers(let scanned):
-            let length: Int
-            switch HeadSection.scan(buffer, scanned: scanned, emptyAllowed: true) {
-            case .complete(let complete): length = complete
-            case .incomplete(let scanned):
-                guard buffer.readableBytes <= maxHeadBytes else { throw .headTooLarge }
-                state = .trailers(scanned: scanned)
+                let valid = trailers?.withUnsafeReadableBytes { HeadSection.isValidTrailerSection($0) } ?? true
+                guard valid else { throw .badHeaderLine }
+                return .end(trailers: trailers)
+            case nil:
+                state = .body(body)
                 return nil
-            case .bareLineFeed: throw .badHeaderLine
             }
-            guard length <= maxHeadBytes else { throw .headTooLarge }
-            state = .head(scanned: 0)
-            if length == 2 {
-                buffer.moveReaderIndex(forwardBy: 2)
-                return .end(trailers: nil)
-            }
-            let valid = buffer.withUnsafeReadableBytes { bytes in
-                HeadSection.isValidTrailerSection(UnsafeRawBufferPointer(rebasing: bytes[..<(length - 2)]))
-            }
-            guard valid else { throw .badHeaderLine }
-            let trailers = buffer.readSlice(length: length - 2)!
-            buffer.moveReaderIndex(forwardBy: 2)
-            return .end(trailers: trailers)
         case .untilClose:
             guard buffer.readableBytes > 0 else { return nil }
             return .body(buffer.readSlice(length: buffer.readableBytes)!)
@@ -151,28 +118,6 @@ public struct UpstreamResponseReader: Sendable {
         default:
             throw .truncated
         }
-    }
-
-    private mutating func readChunked(
-        _ framing: ChunkFraming, from buffer: inout ByteBuffer, allocator: ByteBufferAllocator
-    ) throws(UpstreamResponseError) -> Event? {
-        var framing = framing
-        while let byte = buffer.readInteger(as: UInt8.self) {
-            switch framing.reading(byte) {
-            case .next(let next):
-                framing = next
-            case .data(let size):
-                state = .chunkData(remaining: size)
-                return try read(&buffer, allocator: allocator)
-            case .lastChunk:
-                state = .trailers(scanned: 0)
-                return try read(&buffer, allocator: allocator)
-            case .invalid:
-                throw .badChunk
-            }
-        }
-        state = .chunked(framing)
-        return nil
     }
 }
 
