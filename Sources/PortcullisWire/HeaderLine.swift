@@ -20,6 +20,13 @@ struct HeaderLine {
             index += 1
         }
         let valueStart = index
+        // Eight bytes at a time while none is a control character or DEL (a token's value is hundreds of bytes);
+        // the CR that ends the line is one, so the byte loop below finds it.
+        while index + 8 <= bytes.count,
+            !SWAR.hasByteBelowSpaceOrDelete(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+        {
+            index += 8
+        }
         while index < bytes.count, bytes[index] != UInt8(ascii: "\r") {
             guard Self.isFieldCharacter(bytes[index]) else { return nil }
             index += 1
@@ -158,5 +165,28 @@ struct HeaderLine {
     /// field-vchar, SP or HTAB (RFC 9110 §5.5), obs-text included: no control character, CR and LF among them.
     static func isFieldCharacter(_ byte: UInt8) -> Bool {
         byte >= 0x20 && byte != 0x7F || byte == UInt8(ascii: "\t")
+    }
+}
+
+/// Tests on eight bytes at once (SIMD within a register), for the loops that look at every byte of a head.
+/// Each may answer true for a word without such a byte (a borrow from a lower byte that matched), never false
+/// for a word with one: callers use a true only to fall back to looking byte by byte.
+enum SWAR {
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let highBits: UInt64 = 0x8080_8080_8080_8080
+
+    /// Whether some byte is below 0x20 or is 0x7F.
+    static func hasByteBelowSpaceOrDelete(_ word: UInt64) -> Bool {
+        let belowSpace = (word &- ones &* 0x20) & ~word & highBits
+        return belowSpace != 0 || hasZeroByte(word ^ (ones &* 0x7F))
+    }
+
+    /// Whether some byte is `byte`.
+    static func hasByte(_ word: UInt64, _ byte: UInt8) -> Bool {
+        hasZeroByte(word ^ (ones &* UInt64(byte)))
+    }
+
+    private static func hasZeroByte(_ word: UInt64) -> Bool {
+        (word &- ones) & ~word & highBits != 0
     }
 }

@@ -23,7 +23,13 @@ enum HeadSection {
             if bytes.first == UInt8(ascii: "\n") { return .bareLineFeed }
             var index = max(scanned, 1)
             while index < bytes.count {
-                // Most bytes are not LF: one compare each, the others only at a candidate.
+                // Most bytes are not LF: eight at a time past those, the others looked at only at a candidate.
+                if index + 8 <= bytes.count,
+                    !SWAR.hasByte(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self), UInt8(ascii: "\n"))
+                {
+                    index += 8
+                    continue
+                }
                 if bytes[index] == UInt8(ascii: "\n") {
                     guard bytes[index - 1] == UInt8(ascii: "\r") else { return .bareLineFeed }
                     if index >= 3, bytes[index - 2] == UInt8(ascii: "\n"), bytes[index - 3] == UInt8(ascii: "\r") {

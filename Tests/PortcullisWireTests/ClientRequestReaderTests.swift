@@ -225,3 +225,37 @@ struct ClientRequestReaderTests {
         #expect(throws: ClientRequestError.headTooLarge) { try Self.read([trailers]) }
     }
 }
+
+/// The eight-bytes-at-once tests the head loops skip ahead with: a false answer must mean no such byte, or a
+/// control character or a line end would be skipped unchecked.
+@Suite("Unit: SWAR byte tests")
+struct SWARTests {
+    static func word(_ bytes: [UInt8]) -> UInt64 {
+        bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+    }
+
+    @Test("every byte value, at every position, among ordinary bytes: exact")
+    func everyByteAtEveryPosition() {
+        for value in 0...255 {
+            for position in 0..<8 {
+                var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: 8)
+                bytes[position] = UInt8(value)
+                let word = Self.word(bytes)
+                #expect(
+                    SWAR.hasByteBelowSpaceOrDelete(word) == (value < 0x20 || value == 0x7F), "\(value) at \(position)")
+                #expect(SWAR.hasByte(word, UInt8(ascii: "\n")) == (value == 0x0A), "\(value) at \(position)")
+            }
+        }
+    }
+
+    @Test("random words: never a false 'none'")
+    func noFalseNegatives() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200_000 {
+            let bytes = (0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let word = Self.word(bytes)
+            if bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) { #expect(SWAR.hasByteBelowSpaceOrDelete(word)) }
+            if bytes.contains(0x0A) { #expect(SWAR.hasByte(word, 0x0A)) }
+        }
+    }
+}
