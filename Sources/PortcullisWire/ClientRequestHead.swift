@@ -51,8 +51,7 @@ enum ClientRequestHead {
         var headers = HTTPHeaders()
         // One allocation for the list in all but unusual requests, not one per doubling.
         headers.reserveCapacity(16)
-        var contentLength: Int?
-        var chunked = false
+        var framingFields = FramingFields()
         let fieldsEnd = bytes.count - 2
         while index < fieldsEnd {
             guard let line = HeaderLine(in: bytes, at: index), bytes[line.end - 3] != UInt8(ascii: "\t") else {
@@ -60,33 +59,19 @@ enum ClientRequestHead {
                 throw .badHeaderLine
             }
             index = line.end
-            switch line.knownName(in: bytes) {
-            case .contentLength:
-                // Repeated, even with the same value: llhttp refuses that too, and the upstream gets one length.
-                guard contentLength == nil, let length = line.decimalValue(in: bytes) else {
-                    throw .badContentLength
-                }
-                contentLength = length
-            case .transferEncoding:
-                // Only `chunked`, once (RFC 9112 §6.1): the relay must undo the coding to frame the body for the
-                // upstream, and a list or another coding could be framed differently by the next parser. HTTP/1.0
-                // has no transfer codings at all.
-                guard !chunked, version == .http1_1, line.value(in: bytes, equalsIgnoringCase: "chunked") else {
-                    throw .unsupportedTransferCoding
-                }
-                chunked = true
-            case .connection, .otherHopByHop, nil:
-                break
-            }
+            let name = line.knownName(in: bytes)
+            // HTTP/1.0 has no transfer codings at all (RFC 9112 §6.1).
+            guard name != .transferEncoding || version == .http1_1 else { throw .unsupportedTransferCoding }
+            try framingFields.take(line, named: name, in: bytes, failing: ClientRequestError.self)
             headers.add(name: line.nameString(in: bytes), value: line.valueString(in: bytes))
         }
         let framing: RequestFraming
-        if chunked {
+        if framingFields.chunked {
             // Both at once is how requests are smuggled past one of two parsers (RFC 9112 §6.3 ¶3): neither wins.
-            guard contentLength == nil else { throw .contentLengthWithTransferEncoding }
+            guard framingFields.contentLength == nil else { throw .contentLengthWithTransferEncoding }
             framing = .chunked
         } else {
-            framing = .contentLength(contentLength ?? 0)
+            framing = .contentLength(framingFields.contentLength ?? 0)
         }
         return (HTTPRequestHead(version: version, method: method, uri: target, headers: headers), framing)
     }

@@ -158,6 +158,37 @@ protocol MessageFramingError: Error {
     static var badChunk: Self { get }
     static var badHeaderLine: Self { get }
     static var headTooLarge: Self { get }
+    static var badContentLength: Self { get }
+    static var unsupportedTransferCoding: Self { get }
+}
+
+/// What a head's framing fields say (RFC 9112 §6.1–6.3), read strictly: `Content-Length` once, as digits
+/// (repeated, even with the same value, it is refused: llhttp refuses it too, and one length goes on);
+/// `Transfer-Encoding` once, as exactly `chunked` (a list or another coding could be framed differently by
+/// the next parser, and the relay must undo the coding to frame the body itself). Whether both at once are
+/// allowed is the caller's: a request never, a response only where it has no body anyway.
+struct FramingFields {
+    private(set) var contentLength: Int?
+    private(set) var chunked = false
+
+    /// Takes `line` if it is a framing field (`name` is its known name).
+    mutating func take<Failure: MessageFramingError>(
+        _ line: HeaderLine, named name: HeaderLine.KnownName?, in bytes: UnsafeRawBufferPointer,
+        failing: Failure.Type
+    ) throws(Failure) {
+        switch name {
+        case .contentLength:
+            guard contentLength == nil, let length = line.decimalValue(in: bytes) else { throw .badContentLength }
+            contentLength = length
+        case .transferEncoding:
+            guard !chunked, line.value(in: bytes, equalsIgnoringCase: "chunked") else {
+                throw .unsupportedTransferCoding
+            }
+            chunked = true
+        case .connection, .otherHopByHop, nil:
+            break
+        }
+    }
 }
 
 extension UpstreamResponseError: MessageFramingError {}

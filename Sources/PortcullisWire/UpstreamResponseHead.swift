@@ -60,8 +60,7 @@ public struct UpstreamResponseHead: Sendable {
         let fieldsEnd = bytes.count - 2
 
         // First pass: check every line, and read what framing and the connection's fate depend on.
-        var contentLength: Int?
-        var chunked = false
+        var framingFields = FramingFields()
         var close = false
         var keepAlive = false
         /// Header names `Connection` lists beyond the fixed hop-by-hop ones: rare, so allocated only then.
@@ -70,19 +69,10 @@ public struct UpstreamResponseHead: Sendable {
         while index < fieldsEnd {
             guard let line = HeaderLine(in: bytes, at: index) else { throw .badHeaderLine }
             index = line.end
-            switch line.knownName(in: bytes) {
-            case .contentLength:
-                guard contentLength == nil, let length = line.decimalValue(in: bytes) else {
-                    throw .badContentLength
-                }
-                contentLength = length
-            case .transferEncoding:
-                // Only `chunked`, once: a coding the proxy cannot undo, or a list, would reach the client
-                // as a body it could not read.
-                guard !chunked, line.value(in: bytes, equalsIgnoringCase: "chunked") else {
-                    throw .unsupportedTransferCoding
-                }
-                chunked = true
+            let name = line.knownName(in: bytes)
+            // A coding the proxy cannot undo, or a list, would reach the client as a body it could not read.
+            try framingFields.take(line, named: name, in: bytes, failing: UpstreamResponseError.self)
+            switch name {
             case .connection:
                 line.forEachListElement(in: bytes) { token in
                     if HeaderLine.equalsIgnoringCase(bytes, token, "close") {
@@ -93,7 +83,7 @@ public struct UpstreamResponseHead: Sendable {
                         named.append(token)
                     }
                 }
-            case .otherHopByHop, nil:
+            case .contentLength, .transferEncoding, .otherHopByHop, nil:
                 break
             }
         }
@@ -101,12 +91,12 @@ public struct UpstreamResponseHead: Sendable {
         let hasNoBody = requestIsHEAD || status < 200 || status == 204 || status == 304
         if hasNoBody {
             framing = .none
-        } else if chunked {
+        } else if framingFields.chunked {
             // RFC 9112 §6.1 lets a recipient drop the length and go by the coding; both at once is how
             // responses are smuggled past one of two parsers, so neither wins.
-            guard contentLength == nil else { throw .contentLengthWithTransferEncoding }
+            guard framingFields.contentLength == nil else { throw .contentLengthWithTransferEncoding }
             framing = .chunked
-        } else if let contentLength {
+        } else if let contentLength = framingFields.contentLength {
             framing = .contentLength(contentLength)
         } else {
             framing = .untilClose
