@@ -1,6 +1,5 @@
 import Logging
 public import NIOCore
-import NIOHTTP1
 public import NIOPosix
 import Synchronization
 

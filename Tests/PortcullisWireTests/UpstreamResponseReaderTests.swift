@@ -199,15 +199,9 @@ struct UpstreamResponseReaderTests {
         ]
         for sample in samples {
             let whole = try Self.read(sample)
-            let bytes = Array(sample.utf8)
-            for cut in 1..<bytes.count {
-                let pieces = [
-                    String(decoding: bytes[..<cut], as: UTF8.self), String(decoding: bytes[cut...], as: UTF8.self),
-                ]
-                #expect(try Self.read(pieces) == whole, "cut at \(cut)")
+            for split in ReadSplits.of(sample) {
+                #expect(try Self.read(split.pieces) == whole, "\(split.label)")
             }
-            let oneByteAtATime = try Self.read(bytes.map { String(UnicodeScalar($0)) })
-            #expect(oneByteAtATime == whole)
         }
     }
 
