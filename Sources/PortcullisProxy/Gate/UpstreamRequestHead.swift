@@ -17,18 +17,19 @@ import PortcullisCore
 ///    set. `Host` and the query string pass unchanged.
 /// 6. The identity headers are added.
 public enum UpstreamRequestHead {
-    /// Header names that are never passed on from the client, lowercased.
-    static let hopByHop: Set<String> = [
+    /// Header names that are never passed on from the client.
+    static let hopByHop = [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
         "proxy-authorization",
     ]
 
-    /// The lowercased names every request loses whatever it carries: hop-by-hop, owned, and `Authorization`
-    /// when it is stripped. Computed once per configuration.
-    public static func removedHeaders(forwarding: PortcullisConfiguration.Forwarding) -> Set<String> {
-        var removed = hopByHop
-        for name in forwarding.ownedHeaders { removed.insert(name.lowercased()) }
-        removed.formUnion(["x-forwarded-proto", "x-forwarded-host"])
+    /// The names every request loses whatever it carries: hop-by-hop, owned, and `Authorization` when it is
+    /// stripped. Computed once per configuration.
+    public static func removedHeaders(forwarding: PortcullisConfiguration.Forwarding) -> HeaderNameSet {
+        var removed = HeaderNameSet(hopByHop)
+        for name in forwarding.ownedHeaders { removed.insert(name) }
+        removed.insert("x-forwarded-proto")
+        removed.insert("x-forwarded-host")
         if !forwarding.keepAuthorization { removed.insert("authorization") }
         return removed
     }
@@ -44,7 +45,7 @@ public enum UpstreamRequestHead {
         clientAddress: String?,
         isUpgrade: Bool,
         requestID: String? = nil,
-        baseRemoved: Set<String>? = nil
+        baseRemoved: HeaderNameSet? = nil
     ) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + identityHeaders.count + 5)
@@ -55,7 +56,13 @@ public enum UpstreamRequestHead {
     }
 
     /// The same head as `make` builds, as the bytes the relay sends: the request line, the header lines, the
-    /// empty line. Written in one pass, with no header list in between and no encoder after.
+    /// empty line. Written in one pass straight into the buffer's memory, with no header list in between, no
+    /// encoder after, and no buffer call per piece (each checks uniqueness and capacity, which cost more than
+    /// the copying here).
+    ///
+    /// - Parameter reserving: the bytes to reserve first; by default the client's head plus the identity
+    ///   headers plus room for what Portcullis adds. When the head turns out longer, it is written again into
+    ///   as many bytes as it needed.
     public static func bytes(
         client head: HTTPRequestHead,
         target: String,
@@ -63,19 +70,41 @@ public enum UpstreamRequestHead {
         clientAddress: String?,
         isUpgrade: Bool,
         requestID: String?,
-        removed: Set<String>,
-        allocator: ByteBufferAllocator
+        removed: HeaderNameSet,
+        allocator: ByteBufferAllocator,
+        reserving: Int? = nil
     ) -> ByteBuffer {
-        var lines = HeaderLines(buffer: allocator.buffer(capacity: 512))
-        lines.buffer.writeString(head.method.rawValue)
-        lines.buffer.writeStaticString(" ")
-        lines.buffer.writeString(target)
-        lines.buffer.writeStaticString(" HTTP/1.1\r\n")
-        writeHeaders(
-            of: head, identityHeaders: identityHeaders, removed: removed, clientAddress: clientAddress,
-            isUpgrade: isUpgrade, requestID: requestID, into: &lines)
-        lines.buffer.writeStaticString("\r\n")
-        return lines.buffer
+        var capacity = reserving ?? estimatedLength(of: head, target: target, identityHeaders: identityHeaders)
+        var buffer = allocator.buffer(capacity: capacity)
+        while true {
+            var needed = 0
+            let written = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { memory in
+                var lines = HeadWriter(memory: memory)
+                lines.write(head.method.rawValue)
+                lines.write(" ")
+                lines.write(target)
+                lines.write(" HTTP/1.1\r\n")
+                writeHeaders(
+                    of: head, identityHeaders: identityHeaders, removed: removed, clientAddress: clientAddress,
+                    isUpgrade: isUpgrade, requestID: requestID, into: &lines)
+                lines.write("\r\n")
+                needed = lines.count
+                return lines.count <= memory.count ? lines.count : 0
+            }
+            if written == needed { return buffer }
+            capacity = needed
+        }
+    }
+
+    /// Room for the head `bytes` writes in all but unusual requests: everything the client sent, the
+    /// identity headers, and the lines Portcullis adds (`X-Forwarded-*`, `X-Request-Id`, framing).
+    private static func estimatedLength(
+        of head: HTTPRequestHead, target: String, identityHeaders: [(name: String, value: String)]
+    ) -> Int {
+        var length = head.method.rawValue.utf8.count + target.utf8.count + 256
+        for (name, value) in head.headers { length += name.utf8.count + value.utf8.count + 4 }
+        for (name, value) in identityHeaders { length += name.utf8.count + value.utf8.count + 4 }
+        return length
     }
 
     /// Where `writeHeaders` puts each header: a header list (`make`, and the tests) or bytes (`bytes`).
@@ -83,36 +112,79 @@ public enum UpstreamRequestHead {
         mutating func add(name: String, value: String)
     }
 
-    /// Header lines written as bytes. Names and values have passed the request decoder, and identity values
+    /// Header lines written into memory. Names and values have passed the request reader, and identity values
     /// are clean header values (`ForwardedIdentity`), so no byte here can end a line early.
-    struct HeaderLines: HeaderSink {
-        var buffer: ByteBuffer
+    struct HeadWriter: HeaderSink {
+        let memory: UnsafeMutableRawBufferPointer
+        /// The bytes written so far, or that would have been: past `memory.count`, nothing more is copied.
+        private(set) var count = 0
+
+        init(memory: UnsafeMutableRawBufferPointer) {
+            self.memory = memory
+        }
+
+        mutating func write(_ text: String) {
+            var text = text
+            text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+        }
+
+        mutating func write(_ text: StaticString) {
+            write(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        }
+
+        private mutating func write(_ bytes: UnsafeRawBufferPointer) {
+            if count + bytes.count <= memory.count {
+                UnsafeMutableRawBufferPointer(rebasing: memory[count...]).copyMemory(from: bytes)
+            }
+            count += bytes.count
+        }
 
         mutating func add(name: String, value: String) {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
+            write(name)
+            write(": ")
+            write(value)
+            write("\r\n")
+        }
+    }
+
+    /// The client headers `writeHeaders` treats by name, whatever else it removes.
+    private enum NamedHeader {
+        case transferEncoding, contentLength, forwardedFor, requestID, host
+
+        init?(_ name: UnsafeBufferPointer<UInt8>) {
+            func matches(_ expected: StaticString) -> Bool {
+                PolicyText.equalsIgnoringASCIICase(
+                    name, UnsafeBufferPointer(start: expected.utf8Start, count: expected.utf8CodeUnitCount))
+            }
+            switch name.count {
+            case 4 where matches("host"): self = .host
+            case 12 where matches("x-request-id"): self = .requestID
+            case 14 where matches("content-length"): self = .contentLength
+            case 15 where matches("x-forwarded-for"): self = .forwardedFor
+            case 17 where matches("transfer-encoding"): self = .transferEncoding
+            default: return nil
+            }
         }
     }
 
     private static func writeHeaders(
         of head: HTTPRequestHead,
         identityHeaders: [(name: String, value: String)],
-        removed: Set<String>,
+        removed: HeaderNameSet,
         clientAddress: String?,
         isUpgrade: Bool,
         requestID: String?,
         into headers: inout some HeaderSink
     ) {
-        var removed = removed
-        let connectionTokens = head.headers[canonicalForm: "connection"]
-        if !connectionTokens.isEmpty {
-            for value in connectionTokens { removed.insert(value.lowercased()) }
-            // What `Connection` names can never drop what framing and routing need.
-            removed.subtract(["host", "content-length"])
+        // The names `Connection` lists go too, but never what framing and routing need. Names it lists that
+        // Portcullis sets itself (X-Forwarded-For) are still set below.
+        var connectionNamed = head.headers[canonicalForm: "connection"]
+        if !connectionNamed.isEmpty {
+            connectionNamed.removeAll {
+                PolicyText.equalsIgnoringASCIICase($0, "host")
+                    || PolicyText.equalsIgnoringASCIICase($0, "content-length")
+            }
         }
-        // Names `Connection` lists that Portcullis sets itself (X-Forwarded-For) are still set below.
 
         // One string, not a list to join: a request rarely arrives with an `X-Forwarded-For` of its own.
         var forwardedFor: String?
@@ -122,16 +194,30 @@ public enum UpstreamRequestHead {
         var host: String?
         var hasLength = false
         for (name, value) in head.headers {
-            let lowered = name.lowercased()
-            if lowered == "transfer-encoding" || (isChunked && lowered == "content-length") { continue }
-            if lowered == "x-forwarded-for" {
+            var name = name
+            let (named, isRemoved) = name.withUTF8 { bytes in
+                (
+                    NamedHeader(bytes),
+                    removed.contains(bytes)
+                        || connectionNamed.contains { listed in
+                            listed.utf8.withContiguousStorageIfAvailable {
+                                PolicyText.equalsIgnoringASCIICase(bytes, $0)
+                            } ?? PolicyText.equalsIgnoringASCIICase(listed, String(decoding: bytes, as: UTF8.self))
+                        }
+                )
+            }
+            switch named {
+            case .transferEncoding: continue
+            case .contentLength where isChunked: continue
+            case .forwardedFor:
                 appendForwardedFor(value)
                 continue
+            case .requestID where requestID != nil: continue
+            case .host: host = host ?? value
+            default: break
             }
-            if requestID != nil && lowered == "x-request-id" { continue }
-            if lowered == "host" { host = host ?? value }
-            if removed.contains(lowered) { continue }
-            if lowered == "content-length" { hasLength = true }
+            if isRemoved { continue }
+            if named == .contentLength { hasLength = true }
             headers.add(name: name, value: value)
         }
         if isChunked { headers.add(name: "Transfer-Encoding", value: "chunked") }

@@ -28,7 +28,7 @@ public struct ProxySettings: Sendable {
     /// Decide and answer, never relay: the forward-auth mode.
     public var forwardAuth: Bool
     /// `UpstreamRequestHead.removedHeaders(forwarding:)`, computed once.
-    let removedRequestHeaders: Set<String>
+    let removedRequestHeaders: HeaderNameSet
 
     public init(
         configuration: PortcullisConfiguration, authorizer: Authorizer, metrics: ProxyMetrics, logger: Logger,

@@ -73,9 +73,14 @@ extension UpstreamConnection {
         }
         var trailerLines: ByteBuffer?
         if let trailers, !trailers.isEmpty {
-            var lines = UpstreamRequestHead.HeaderLines(buffer: channel.allocator.buffer(capacity: 64))
-            for (name, value) in trailers { lines.add(name: name, value: value) }
-            trailerLines = lines.buffer
+            var lines = channel.allocator.buffer(capacity: 64)
+            for (name, value) in trailers {
+                lines.writeString(name)
+                lines.writeStaticString(": ")
+                lines.writeString(value)
+                lines.writeStaticString("\r\n")
+            }
+            trailerLines = lines
         }
         context.writeAndFlush(
             NIOAny(ChunkedFraming.lastChunk(trailers: trailerLines, allocator: channel.allocator)), promise: nil)

@@ -260,6 +260,12 @@ struct UpstreamRequestHeadTests {
             UnitFixtures.request(.PUT, "/empty", [("Host", "h")]),
             UnitFixtures.request(
                 .GET, "/ws", [("Host", "h"), ("Connection", "Upgrade"), ("Upgrade", "websocket")]),
+            // Longer than the room reserved for it: the Host comes back as X-Forwarded-Host, and each
+            // X-Forwarded-For gains a separator.
+            UnitFixtures.request(
+                .GET, "/long",
+                [("Host", String(repeating: "h", count: 2_000))]
+                    + (0..<200).map { _ in ("X-Forwarded-For", "1") }),
         ]
         for client in clients {
             let isUpgrade = UpstreamRequestHead.isUpgradeRequest(client)
@@ -273,6 +279,26 @@ struct UpstreamRequestHeadTests {
                 client: client, target: "/t?q=1", identityHeaders: Self.identity, clientAddress: "10.0.0.9",
                 isUpgrade: isUpgrade, requestID: "rid", removed: removed, allocator: ByteBufferAllocator())
             #expect(String(buffer: bytes) == expected)
+            // Too little room at first: written again, the same.
+            let retried = UpstreamRequestHead.bytes(
+                client: client, target: "/t?q=1", identityHeaders: Self.identity, clientAddress: "10.0.0.9",
+                isUpgrade: isUpgrade, requestID: "rid", removed: removed, allocator: ByteBufferAllocator(),
+                reserving: 1)
+            #expect(String(buffer: retried) == expected)
         }
+    }
+
+    @Test("removed names match in any letter case, and only whole names")
+    func removedNamesMatchInAnyCase() {
+        let names = HeaderNameSet(["x-postgres-role", "TE", "Proxy-Authorization"])
+        for name in ["X-POSTGRES-ROLE", "x-Postgres-Role", "te", "Te", "proxy-authorization"] {
+            #expect(names.contains(name), "\(name)")
+        }
+        // Same length, other bytes; prefixes; longer than any name; `~` is not `^` (a fold by `| 0x20` would
+        // say it is).
+        for name in ["x-postgres-rolf", "t", "tex", "x-postgres-role-", "", String(repeating: "a", count: 300), "t~"] {
+            #expect(!names.contains(name), "\(name)")
+        }
+        #expect(!HeaderNameSet(["t^"]).contains("t~"))
     }
 }
