@@ -75,8 +75,10 @@ public final class ProxyMetrics: Sendable {
         counter.increment()
     }
 
-    func recordVerification(nanoseconds: Int64) {
-        verification.recordNanoseconds(nanoseconds)
+    /// The time a token's verification took when it was not in the cache: a signature checked, or a refusal.
+    func recordVerification(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        verification.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     func recordUpstream(nanoseconds: Int64) {

@@ -117,7 +117,8 @@ extension ClientConnection {
         // In forward-auth mode the request to judge is the one the front proxy received, which it describes
         // in headers; the request itself (`GET /auth`, say) is only the question.
         let head = settings.forwardAuth ? ForwardAuth.originalRequest(clientHead) : clientHead
-        record = RequestRecord(head: head)
+        // Timed from when its bytes were read, which for a pipelined request is before its turn came.
+        record = RequestRecord(head: head, started: lastActivity)
         let isChunked = head.headers.contains(name: "transfer-encoding")
         let hasBody = isChunked || (head.headers.first(name: "content-length").flatMap(Int.init) ?? 0) > 0
         switch settings.gate.evaluate(head) {
@@ -132,10 +133,7 @@ extension ClientConnection {
                 conclude(decision, request: request)
             case .verify(let token):
                 let now = settings.clock()
-                let started = NIODeadline.now()
-                let outcome = settings.authorizer.authorizeWithoutWaiting(token, now: now, cache: &loop.tokenCache)
-                settings.metrics.recordVerification(nanoseconds: (NIODeadline.now() - started).nanoseconds)
-                switch outcome {
+                switch settings.authorizer.authorizeWithoutWaiting(token, now: now, cache: &loop.tokenCache) {
                 case .decided(let result):
                     conclude(AuthDecision.decide(rule: admission.rule, verification: result), request: request)
                 case .wait:
@@ -469,7 +467,6 @@ extension ClientConnection {
 extension ClientConnection: UpstreamExchangeDelegate {
     func upstreamReceived(_ event: UpstreamResponseReader.Event) {
         guard let context, case .relaying(let exchange) = state, let upstream = exchange.upstream else { return }
-        lastActivity = .now()
         switch event {
         case .head(let head):
             if head.isInterim {
@@ -540,6 +537,8 @@ extension ClientConnection: UpstreamExchangeDelegate {
     }
 
     func upstreamReadComplete() {
+        // Once per read, not per part read: the idle timeout is coarse.
+        lastActivity = .now()
         context?.flush()
     }
 
@@ -720,7 +719,7 @@ extension ClientConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastActivity = .now()
-        headDeadline.bytesArrived(context: context)
+        headDeadline.bytesArrived(at: lastActivity, context: context)
         var incoming = Self.unwrapInboundIn(data)
         if var pending = unread, pending.readableBytes > 0 {
             // Part of a head, or a pipelined request: joined in a buffer of their own, so the channel's receive
@@ -828,7 +827,7 @@ extension ClientConnection {
 /// One request as the access log tells it. Never the query, a header value or the token: the path is
 /// logged without its query, and identity is `sub` and `kid` only.
 struct RequestRecord {
-    let started = NIODeadline.now()
+    let started: NIODeadline
     let id: String
     let method: String
     /// The request-target as received; the log shows its path only (`path`), computed when a line is written.
@@ -842,7 +841,8 @@ struct RequestRecord {
     var upstreamNanoseconds: Int64?
     var status = 0
 
-    init(head: HTTPRequestHead) {
+    init(head: HTTPRequestHead, started: NIODeadline) {
+        self.started = started
         method = head.method.rawValue
         target = head.uri
         id = Self.requestID(from: head.headers.first(name: "x-request-id"))
@@ -873,30 +873,31 @@ struct RequestRecord {
         {
             return header
         }
-        // A random prefix per process and a counter: unique without a getrandom() per request.
-        let serial = counter.wrappingAdd(1, ordering: .relaxed).newValue
-        return String(unsafeUninitializedCapacity: 28) { buffer in
-            let prefixEnd = buffer.initialize(fromContentsOf: processPrefix.utf8)
-            writeHex(serial, into: UnsafeMutableBufferPointer(rebasing: buffer[prefixEnd...]))
-            return prefixEnd + 16
+        return generatedRequestID(serial: counter.wrappingAdd(1, ordering: .relaxed).newValue)
+    }
+
+    /// A random prefix per process (42 bits) and a counter (48 bits): unique without a getrandom() per
+    /// request. 15 characters of the URL-safe base64 alphabet, because Swift keeps a string of up to 15 bytes
+    /// inline: the id costs no allocation.
+    static func generatedRequestID(serial: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 15) { buffer in
+            writeDigits(processPrefix, count: 7, into: UnsafeMutableBufferPointer(rebasing: buffer[0..<7]))
+            writeDigits(serial, count: 8, into: UnsafeMutableBufferPointer(rebasing: buffer[7..<15]))
+            return 15
         }
     }
 
-    private static let processPrefix: String = {
+    private static let processPrefix: UInt64 = {
         var generator = SystemRandomNumberGenerator()
-        let random = generator.next() as UInt64
-        return String(unsafeUninitializedCapacity: 16) { buffer in
-            writeHex(random, into: buffer)
-            return 12
-        }
+        return generator.next()
     }()
     private static let counter = Atomic<UInt64>(0)
 
-    /// Writes `value` as 16 lowercase hex digits at the start of `buffer` (as many as fit).
-    private static func writeHex(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>) {
-        let digits: StaticString = "0123456789abcdef"
-        for position in 0..<min(16, buffer.count) {
-            buffer[position] = digits.utf8Start[Int((value >> UInt64(60 - 4 * position)) & 0xF)]
+    /// Writes the low `6 × count` bits of `value` as `count` base64url digits, most significant first.
+    private static func writeDigits(_ value: UInt64, count: Int, into buffer: UnsafeMutableBufferPointer<UInt8>) {
+        let digits: StaticString = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
+        for position in 0..<count {
+            buffer[position] = digits.utf8Start[Int((value >> UInt64(6 * (count - 1 - position))) & 0x3F)]
         }
     }
 

@@ -21,10 +21,10 @@ final class HeadDeadline {
     }
 
     /// The first bytes of a request arrived: the head must be complete within `timeout` (slowloris).
-    /// `context` is the connection's, which the 408 is written through.
-    func bytesArrived(context: ChannelHandlerContext) {
+    /// `now` is when they were read; `context` is the connection's, which the 408 is written through.
+    func bytesArrived(at now: NIODeadline, context: ChannelHandlerContext) {
         guard awaitingHead, deadline == nil else { return }
-        let deadline = NIODeadline.now() + timeout
+        let deadline = now + timeout
         self.deadline = deadline
         if scheduled == nil { arm(at: deadline, context: context) }
     }
