@@ -443,6 +443,43 @@ struct RelayTests {
         await harness.stop()
     }
 
+    @Test("a keep-alive connection stays open after a request that waited for a key refetch")
+    func keepAliveAfterRefetch() async throws {
+        let harness = try await ProxyHarness.start()
+        let connection = try await RawHTTPConnection.connect(port: harness.port)
+        defer { connection.close() }
+        _ = try harness.jwks.rotate()
+        // No body: the request's end needs no byte after its head, and must not wait for one. Were it never
+        // taken, the exchange would look unfinished and the connection would close after the response.
+        let token = try harness.token()
+        #expect(try await connection.request(target: "/items", headers: [harness.bearer(token)]).status == 200)
+        #expect(try await connection.request(target: "/items", headers: [harness.bearer(token)]).status == 200)
+        await harness.stop()
+    }
+
+    @Test("revoked key: a cached token is refused once its key has left the JWKS, though it was a hit before")
+    func cachedTokenOfRevokedKey() async throws {
+        let harness = try await ProxyHarness.start()
+        // One connection, so one event loop and one cache.
+        let connection = try await RawHTTPConnection.connect(port: harness.port)
+        defer { connection.close() }
+        let old = try harness.token()
+        // Twice: verified and cached, then a hit that confirms its key in the set held now.
+        for _ in 0..<2 {
+            #expect(try await connection.request(target: "/items", headers: [harness.bearer(old)]).status == 200)
+        }
+        _ = try harness.jwks.rotate()
+        _ = try harness.jwks.command(["cmd": "retire", "kid": "k1"])
+        // A token of the new key makes the proxy refetch (past the minimum interval between fetches): the set
+        // it installs no longer has k1.
+        try await Task.sleep(for: .milliseconds(1_100))
+        let new = try harness.token()
+        #expect(try await connection.request(target: "/items", headers: [harness.bearer(new)]).status == 200)
+        let refused = try await connection.request(target: "/items", headers: [harness.bearer(old)])
+        #expect(refused.status == 401)
+        await harness.stop()
+    }
+
     @Test("a body and a pipelined request sent with a head whose key is refetched reach the upstream, in order")
     func bodyAfterRefetch() async throws {
         let harness = try await ProxyHarness.start()

@@ -627,7 +627,12 @@ extension ClientConnection {
     }
 
     private func readPart() throws(ClientRequestError) -> HTTPServerRequestPart? {
-        guard unread != nil else { return nil }
+        if unread == nil {
+            // A request without a body ends without another byte: after a decision that waited, its `.end` is
+            // due though everything read has been parsed (and `unread` let go).
+            guard !reader.isBetweenRequests else { return nil }
+            unread = ByteBuffer()
+        }
         return try reader.read(&unread!)
     }
 
