@@ -27,6 +27,11 @@ public final class KeySource: Sendable {
     private let logger: Logger
     private let origin = ContinuousClock.now
     private let state: Mutex<State>
+    /// The version of the key set held now (`keySetVersion`).
+    private let installedVersion = Atomic<UInt64>(VerifiedTokenCache<Int>.unconfirmed)
+    /// Where every source's versions come from: one counter for the process, so no two sets (of one source or
+    /// of two, before and after a reload) ever share a version.
+    private static let versions = Atomic<UInt64>(VerifiedTokenCache<Int>.unconfirmed)
 
     struct State {
         var machine: KeyRefreshStateMachine
@@ -56,6 +61,17 @@ public final class KeySource: Sendable {
 
     /// The keys held now. Empty until the first load, and after `maxStale` without a good fetch.
     public var keys: KeySet { state.withLock { $0.keys } }
+
+    /// Changes whenever the held key set is replaced (a refresh installs a new version even when the keys are
+    /// the same), and is never the same for two sets: while it is unchanged, a key confirmed in the set is
+    /// still in it. One atomic load, for the token cache's every hit.
+    public var keySetVersion: UInt64 { installedVersion.load(ordering: .acquiring) }
+
+    /// Replaces the held keys; the caller holds the lock.
+    private func install(_ keys: KeySet, in state: inout State) {
+        state.keys = keys
+        installedVersion.store(Self.versions.wrappingAdd(1, ordering: .relaxed).newValue, ordering: .releasing)
+    }
 
     /// Whether the provider holds a usable key set.
     public var isReady: Bool { state.withLock { !$0.keys.isEmpty } }
@@ -181,7 +197,7 @@ public final class KeySource: Sendable {
                 continuations.forEach { $0.resume() }
             case .dropKeys:
                 state.withLock { state in
-                    state.keys = .empty
+                    install(.empty, in: &state)
                     state.statistics.keyCount = 0
                     state.pastMaxStale = true
                     state.notReadyReason =
@@ -308,7 +324,7 @@ public final class KeySource: Sendable {
         guard !loaded.isEmpty else { throw KeySourceError("JWKS holds no usable key") }
         let removed = state.withLock { state -> Set<String> in
             let removed = state.keys.keyIDs.subtracting(loaded.keyIDs)
-            state.keys = loaded
+            install(loaded, in: &state)
             state.statistics.keyCount = loaded.keys.count
             return removed
         }

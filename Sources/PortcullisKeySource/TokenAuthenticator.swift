@@ -135,6 +135,11 @@ public final class TokenAuthenticator: Sendable {
         return .decided(.failure(keys.isEmpty ? unavailable : refusal))
     }
 
+    /// The version of `provider`'s key set now (`KeySource.keySetVersion`); nil for a provider it does not have.
+    public func keySetVersion(provider: String) -> UInt64? {
+        sources.first(where: { $0.configuration.name == provider })?.keySetVersion
+    }
+
     /// Whether `provider` still publishes the key that verified a token: the key with `keyID`, or (for a token
     /// verified by a key without a kid) any key without one. A cached decision is dropped when this is false.
     public func stillHolds(provider: String, keyID: String?) -> Bool {

@@ -7,8 +7,9 @@
 ///
 /// A hit is only a hit when the token would still verify now:
 /// - `exp` and `nbf` are checked again on every lookup, with the skew the verifier used;
-/// - the caller confirms the provider still publishes the key that verified it (`isKeyCurrent`), so a key
-///   that leaves the JWKS takes its tokens with it;
+/// - the caller confirms the provider still publishes the key that verified it (`confirmKey`), so a key
+///   that leaves the JWKS takes its tokens with it. Each entry remembers the version of the key set it was
+///   last confirmed against, so the caller can answer from that alone while the set has not changed;
 /// - an entry is kept at most `maxAge` seconds, which bounds how long a key replaced under the same `kid`
 ///   can go unnoticed.
 ///
@@ -31,6 +32,8 @@ public struct VerifiedTokenCache<Digest: Hashable & Sendable>: Sendable {
         @usableFromInline let expiresAt: Double
         /// `nbf` less the skew: valid from then on.
         @usableFromInline let notBefore: Double
+        /// The key-set version the token's key was last confirmed in; `unconfirmed` until the first lookup.
+        @usableFromInline var keySetVersion = VerifiedTokenCache.unconfirmed
 
         @usableFromInline
         init(token: VerifiedToken, expiresAt: Double, notBefore: Double) {
@@ -52,17 +55,27 @@ public struct VerifiedTokenCache<Digest: Hashable & Sendable>: Sendable {
     @inlinable
     public var count: Int { entries.count }
 
+    /// The key-set version no set has: an entry not confirmed yet.
+    public static var unconfirmed: UInt64 { 0 }
+
     /// The verified token for `digest`, if it is cached and still valid at `now`; a stale entry is dropped.
+    ///
+    /// - Parameter confirmKey: given the token and the key-set version its key was last confirmed in
+    ///   (`unconfirmed` at first), the version in which the provider publishes that key now, or nil when it
+    ///   no longer does.
     @inlinable
     public mutating func lookup(
-        _ digest: Digest, now: Double, isKeyCurrent: (VerifiedToken) -> Bool
+        _ digest: Digest, now: Double, confirmKey: (VerifiedToken, _ confirmedIn: UInt64) -> UInt64?
     ) -> VerifiedToken? {
-        guard let entry = entries[digest] else { return nil }
-        let isValid = now < entry.expiresAt && now >= entry.notBefore && isKeyCurrent(entry.token)
-        guard isValid else {
-            entries[digest] = nil
+        guard let index = entries.index(forKey: digest) else { return nil }
+        let entry = entries.values[index]
+        guard now < entry.expiresAt, now >= entry.notBefore,
+            let version = confirmKey(entry.token, entry.keySetVersion)
+        else {
+            entries.remove(at: index)
             return nil
         }
+        if version != entry.keySetVersion { entries.values[index].keySetVersion = version }
         return entry.token
     }
 

@@ -57,7 +57,7 @@ public final class Authorizer: Sendable {
         let digest = TokenDigest(token)
         let sizeBefore = cache.count
         defer { metrics?.cacheSizeChanged(by: cache.count - sizeBefore) }
-        if let digest, let cached = cache.lookup(digest, now: now, isKeyCurrent: isKeyCurrent) {
+        if let digest, let cached = cache.lookup(digest, now: now, confirmKey: confirmKey) {
             metrics?.recordCache(hit: true)
             return .decided(.success(cached))
         }
@@ -99,7 +99,13 @@ public final class Authorizer: Sendable {
         cache.insert(verified, for: digest, now: now, clockSkew: clockSkews[verified.provider] ?? 0)
     }
 
-    private func isKeyCurrent(_ token: VerifiedToken) -> Bool {
-        authenticator.stillHolds(provider: token.provider, keyID: token.keyID)
+    /// The version of the key set that holds the key of `token`, or nil when its provider no longer
+    /// publishes it. While the set has not changed since the key was confirmed in it, that is the answer; the
+    /// set is searched only once per entry after each change.
+    private func confirmKey(_ token: VerifiedToken, confirmedIn confirmed: UInt64) -> UInt64? {
+        // Read before the search: a set installed during it has another version, and is searched next time.
+        guard let current = authenticator.keySetVersion(provider: token.provider) else { return nil }
+        if current == confirmed && confirmed != VerifiedTokenCache<TokenDigest>.unconfirmed { return current }
+        return authenticator.stillHolds(provider: token.provider, keyID: token.keyID) ? current : nil
     }
 }

@@ -17,7 +17,8 @@ struct VerifiedTokenCacheTests {
         return UnitFixtures.token(claims, role: "r", keyID: keyID)
     }
 
-    static func always(_: VerifiedToken) -> Bool { true }
+    /// A key always held, in key-set version 1.
+    static func always(_: VerifiedToken, confirmedIn _: UInt64) -> UInt64? { 1 }
 
     /// Whether a token inserted at `insertedAt` with `skew` is a hit at `now` (a fresh cache each time, since a
     /// miss drops the entry).
@@ -26,7 +27,7 @@ struct VerifiedTokenCacheTests {
     ) -> Bool {
         var cache = VerifiedTokenCache<Int>(capacity: 4, maxAge: maxAge)
         cache.insert(token, for: 1, now: insertedAt, clockSkew: skew)
-        return cache.lookup(1, now: now, isKeyCurrent: Self.always) != nil
+        return cache.lookup(1, now: now, confirmKey: Self.always) != nil
     }
 
     @Test("a hit before exp + skew; a miss at exp + skew and after, and the stale entry is dropped")
@@ -34,9 +35,9 @@ struct VerifiedTokenCacheTests {
         let token = Self.token(exp: 1000)
         var cache = VerifiedTokenCache<Int>(capacity: 4)
         cache.insert(token, for: 1, now: 900, clockSkew: 30)
-        #expect(cache.lookup(1, now: 1029.999, isKeyCurrent: Self.always)?.claims["sub"] == "u")
+        #expect(cache.lookup(1, now: 1029.999, confirmKey: Self.always)?.claims["sub"] == "u")
         #expect(cache.count == 1)
-        #expect(cache.lookup(1, now: 1030, isKeyCurrent: Self.always) == nil)
+        #expect(cache.lookup(1, now: 1030, confirmKey: Self.always) == nil)
         #expect(cache.count == 0)
         #expect(!Self.isHit(token, insertedAt: 900, skew: 30, now: 5000))
         #expect(!Self.isHit(token, insertedAt: 900, skew: 0, now: 1000))
@@ -104,16 +105,34 @@ struct VerifiedTokenCacheTests {
         cache.insert(Self.token(exp: 1000, keyID: "old"), for: 1, now: 0, clockSkew: 0)
         cache.insert(Self.token(exp: 1000, keyID: "kept"), for: 2, now: 0, clockSkew: 0)
         var asked: [String?] = []
-        let current: (VerifiedToken) -> Bool = { token in
+        let current: (VerifiedToken, UInt64) -> UInt64? = { token, _ in
             asked.append(token.keyID)
-            return token.keyID != "old"
+            return token.keyID != "old" ? 1 : nil
         }
-        #expect(cache.lookup(1, now: 10, isKeyCurrent: current) == nil)
+        #expect(cache.lookup(1, now: 10, confirmKey: current) == nil)
         #expect(asked == ["old"])
         #expect(cache.count == 1)
         // Even if the key comes back, the dropped entry does not.
-        #expect(cache.lookup(1, now: 10, isKeyCurrent: Self.always) == nil)
-        #expect(cache.lookup(2, now: 10, isKeyCurrent: current)?.keyID == "kept")
+        #expect(cache.lookup(1, now: 10, confirmKey: Self.always) == nil)
+        #expect(cache.lookup(2, now: 10, confirmKey: current)?.keyID == "kept")
+    }
+
+    @Test("each entry remembers the key-set version its key was last confirmed in, from unconfirmed on")
+    func entriesRememberTheirKeySetVersion() {
+        var cache = VerifiedTokenCache<Int>(capacity: 4)
+        cache.insert(Self.token(exp: 1000), for: 1, now: 0, clockSkew: 0)
+        var seen: [UInt64] = []
+        func confirmed(in version: UInt64) -> (VerifiedToken, UInt64) -> UInt64? {
+            { _, confirmedIn in
+                seen.append(confirmedIn)
+                return version
+            }
+        }
+        #expect(cache.lookup(1, now: 1, confirmKey: confirmed(in: 7)) != nil)
+        #expect(cache.lookup(1, now: 1, confirmKey: confirmed(in: 7)) != nil)
+        #expect(cache.lookup(1, now: 1, confirmKey: confirmed(in: 9)) != nil)
+        #expect(cache.lookup(1, now: 1, confirmKey: confirmed(in: 9)) != nil)
+        #expect(seen == [VerifiedTokenCache<Int>.unconfirmed, 7, 7, 9])
     }
 
     @Test("capacity is never exceeded: a full cache evicts its oldest entry, one per insert")
@@ -124,16 +143,16 @@ struct VerifiedTokenCacheTests {
         #expect(cache.count == 64)
         cache.insert(token, for: 64, now: 0, clockSkew: 0)
         #expect(cache.count == 64)
-        #expect(cache.lookup(0, now: 1, isKeyCurrent: Self.always) == nil)
-        #expect(cache.lookup(1, now: 1, isKeyCurrent: Self.always) != nil)
-        #expect(cache.lookup(64, now: 1, isKeyCurrent: Self.always) != nil)
+        #expect(cache.lookup(0, now: 1, confirmKey: Self.always) == nil)
+        #expect(cache.lookup(1, now: 1, confirmKey: Self.always) != nil)
+        #expect(cache.lookup(64, now: 1, confirmKey: Self.always) != nil)
         for digest in 65..<5000 {
             cache.insert(token, for: digest, now: 0, clockSkew: 0)
             #expect(cache.count == 64)
         }
         // The 64 most recent are the ones kept.
-        for digest in 4936..<5000 { #expect(cache.lookup(digest, now: 1, isKeyCurrent: Self.always) != nil) }
-        #expect(cache.lookup(4935, now: 1, isKeyCurrent: Self.always) == nil)
+        for digest in 4936..<5000 { #expect(cache.lookup(digest, now: 1, confirmKey: Self.always) != nil) }
+        #expect(cache.lookup(4935, now: 1, confirmKey: Self.always) == nil)
     }
 
     @Test("cache flushing by a flood of new tokens: a cycle of distinct tokens below capacity keeps hitting")
@@ -142,7 +161,7 @@ struct VerifiedTokenCacheTests {
         let token = Self.token(exp: 1000)
         for round in 0..<5 {
             for digest in 0..<90 {
-                if round > 0 { #expect(cache.lookup(digest, now: 1, isKeyCurrent: Self.always) != nil) }
+                if round > 0 { #expect(cache.lookup(digest, now: 1, confirmKey: Self.always) != nil) }
                 cache.insert(token, for: digest, now: 0, clockSkew: 0)
             }
         }
@@ -156,10 +175,10 @@ struct VerifiedTokenCacheTests {
             for digest in 0..<12 {
                 // Every other round the token has expired by lookup time, so its entry is dropped first.
                 let expired = round % 2 == 0
-                _ = cache.lookup(digest, now: expired ? 2000 : 1, isKeyCurrent: Self.always)
+                _ = cache.lookup(digest, now: expired ? 2000 : 1, confirmKey: Self.always)
                 cache.insert(Self.token(exp: 1000), for: digest, now: 0, clockSkew: 0)
                 #expect(cache.count <= 8)
-                #expect(cache.lookup(digest, now: 1, isKeyCurrent: Self.always) != nil)
+                #expect(cache.lookup(digest, now: 1, confirmKey: Self.always) != nil)
             }
         }
     }
@@ -170,7 +189,7 @@ struct VerifiedTokenCacheTests {
         for digest in 0..<(capacity * 5) {
             cache.insert(Self.token(exp: 1000), for: digest, now: 0, clockSkew: 0)
             #expect(cache.count == min(digest + 1, capacity))
-            #expect(cache.lookup(digest, now: 1, isKeyCurrent: Self.always) != nil)
+            #expect(cache.lookup(digest, now: 1, confirmKey: Self.always) != nil)
         }
     }
 
@@ -181,7 +200,7 @@ struct VerifiedTokenCacheTests {
         for digest in 0..<16 { cache.insert(Self.token(exp: 2000, sub: "second"), for: digest, now: 0, clockSkew: 0) }
         #expect(cache.count == 16)
         for digest in 0..<16 {
-            #expect(cache.lookup(digest, now: 100, isKeyCurrent: Self.always)?.claims["sub"] == "second")
+            #expect(cache.lookup(digest, now: 100, confirmKey: Self.always)?.claims["sub"] == "second")
         }
     }
 
@@ -191,7 +210,7 @@ struct VerifiedTokenCacheTests {
         cache.insert(Self.token(exp: 1000), for: 1, now: 0, clockSkew: 0)
         cache.removeAll()
         #expect(cache.count == 0)
-        #expect(cache.lookup(1, now: 1, isKeyCurrent: Self.always) == nil)
+        #expect(cache.lookup(1, now: 1, confirmKey: Self.always) == nil)
     }
 }
 
@@ -234,7 +253,7 @@ struct TokenDigestTests {
         let token = UnitFixtures.token(["exp": 1000], role: "r")
         cache.insert(token, for: TokenDigest("h.p.s"[...])!, now: 0, clockSkew: 0)
         let again = String(["h", ".", "p", ".", "s"].joined())
-        #expect(cache.lookup(TokenDigest(again[...])!, now: 1, isKeyCurrent: { _ in true }) != nil)
-        #expect(cache.lookup(TokenDigest("h.p.t"[...])!, now: 1, isKeyCurrent: { _ in true }) == nil)
+        #expect(cache.lookup(TokenDigest(again[...])!, now: 1, confirmKey: VerifiedTokenCacheTests.always) != nil)
+        #expect(cache.lookup(TokenDigest("h.p.t"[...])!, now: 1, confirmKey: VerifiedTokenCacheTests.always) == nil)
     }
 }
