@@ -44,13 +44,6 @@ final class ClientConnection {
     /// Kept past the handler's removal (an upgrade), so a drain can still close the connection.
     private var channel: (any Channel)?
     private var timerDeadline: NIODeadline?
-    /// A final response's head, not written yet: a body that arrives in the same read and fits goes out in
-    /// the same buffer, one write instead of three (the head's lines, their ending, the body). Written at the
-    /// latest when the read is over.
-    private var heldHead: ByteBuffer?
-
-    /// The most body bytes held back to go out with their head.
-    private static let bodyBytesWithHead = 4_096
 
     private enum State {
         case idle
@@ -518,20 +511,10 @@ extension ClientConnection: UpstreamExchangeDelegate {
             if !exchange.request.keepAlive || !exchange.requestEnded && exchange.request.hasBody || closeWhenDone {
                 exchange.closeAfterResponse = true
             }
-            holdHead(head, framing: exchange.clientFraming, closing: exchange.closeAfterResponse, context: context)
-        case .body(var buffer):
-            if var head = heldHead {
-                heldHead = nil
-                if exchange.clientFraming == .asIs && buffer.readableBytes <= head.writableBytes {
-                    head.writeBuffer(&buffer)
-                    context.write(NIOAny(head), promise: nil)
-                    return
-                }
-                context.write(NIOAny(head), promise: nil)
-            }
+            writeHead(head, framing: exchange.clientFraming, closing: exchange.closeAfterResponse, to: context)
+        case .body(let buffer):
             context.writeBody(buffer, chunked: exchange.clientFraming == .chunked)
         case .end(let trailers):
-            writeHeldHead(context: context)
             if exchange.switching {
                 switchToRaw(exchange, upstream: upstream, context: context)
             } else {
@@ -545,30 +528,7 @@ extension ClientConnection: UpstreamExchangeDelegate {
         }
     }
 
-    /// A final response's head as the client gets it, held (see `heldHead`) with room for a small body of a
-    /// known length.
-    private func holdHead(
-        _ head: UpstreamResponseHead, framing: ResponseBytes.Framing, closing: Bool, context: ChannelHandlerContext
-    ) {
-        let ending = ResponseBytes.headEnd(framing: framing, closing: closing)
-        var bodyRoom = 0
-        if framing == .asIs, case .contentLength(let length) = head.framing {
-            bodyRoom = min(length, Self.bodyBytesWithHead)
-        }
-        var bytes = context.channel.allocator.buffer(
-            capacity: head.forwarded.readableBytes + ending.readableBytes + bodyRoom)
-        bytes.writeImmutableBuffer(head.forwarded)
-        bytes.writeImmutableBuffer(ending)
-        heldHead = bytes
-    }
-
-    private func writeHeldHead(context: ChannelHandlerContext) {
-        guard let head = heldHead else { return }
-        heldHead = nil
-        context.write(NIOAny(head), promise: nil)
-    }
-
-    /// An interim or `101` head as the client gets it: the forwarded lines, then the client's own ending.
+    /// The upstream's head as the client gets it: the forwarded lines, then the client's own ending.
     private func writeHead(
         _ head: UpstreamResponseHead, framing: ResponseBytes.Framing, closing: Bool, to context: ChannelHandlerContext
     ) {
@@ -579,9 +539,7 @@ extension ClientConnection: UpstreamExchangeDelegate {
     func upstreamReadComplete() {
         // Once per read, not per part read: the idle timeout is coarse.
         lastActivity = .now()
-        guard let context else { return }
-        writeHeldHead(context: context)
-        context.flush()
+        context?.flush()
     }
 
     func upstreamClosed(error: (any Error)?) {
