@@ -28,10 +28,10 @@ public final class KeySource: Sendable {
     private let origin = ContinuousClock.now
     private let state: Mutex<State>
     /// The version of the key set held now (`keySetVersion`).
-    private let installedVersion = Atomic<UInt64>(VerifiedTokenCache<Int>.unconfirmed)
+    private let installedVersion = Atomic<UInt64>(KeySetVersion.unconfirmed)
     /// Where every source's versions come from: one counter for the process, so no two sets (of one source or
     /// of two, before and after a reload) ever share a version.
-    private static let versions = Atomic<UInt64>(VerifiedTokenCache<Int>.unconfirmed)
+    private static let versions = Atomic<UInt64>(KeySetVersion.unconfirmed)
 
     struct State {
         var machine: KeyRefreshStateMachine

@@ -1,3 +1,10 @@
+/// The numbers key sources give the key sets they install (`KeySource.keySetVersion`), which the token cache
+/// remembers per entry.
+public enum KeySetVersion {
+    /// The number no key set has: an entry whose key was not confirmed yet, a source that installed none.
+    public static let unconfirmed: UInt64 = 0
+}
+
 /// Verified tokens, remembered so that a client repeating its token is not verified again on every request.
 ///
 /// Keyed by a digest of the token (the caller's: SHA-256 in the proxy), so the cache never holds token text.
@@ -33,7 +40,7 @@ public struct VerifiedTokenCache<Digest: Hashable & Sendable>: Sendable {
         /// `nbf` less the skew: valid from then on.
         @usableFromInline let notBefore: Double
         /// The key-set version the token's key was last confirmed in; `unconfirmed` until the first lookup.
-        @usableFromInline var keySetVersion = VerifiedTokenCache.unconfirmed
+        @usableFromInline var keySetVersion = KeySetVersion.unconfirmed
 
         @usableFromInline
         init(token: VerifiedToken, expiresAt: Double, notBefore: Double) {
@@ -54,9 +61,6 @@ public struct VerifiedTokenCache<Digest: Hashable & Sendable>: Sendable {
 
     @inlinable
     public var count: Int { entries.count }
-
-    /// The key-set version no set has: an entry not confirmed yet.
-    public static var unconfirmed: UInt64 { 0 }
 
     /// The verified token for `digest`, if it is cached and still valid at `now`; a stale entry is dropped.
     ///

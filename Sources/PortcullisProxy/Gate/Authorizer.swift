@@ -105,7 +105,7 @@ public final class Authorizer: Sendable {
     private func confirmKey(_ token: VerifiedToken, confirmedIn confirmed: UInt64) -> UInt64? {
         // Read before the search: a set installed during it has another version, and is searched next time.
         guard let current = authenticator.keySetVersion(provider: token.provider) else { return nil }
-        if current == confirmed && confirmed != VerifiedTokenCache<TokenDigest>.unconfirmed { return current }
+        if current == confirmed && confirmed != KeySetVersion.unconfirmed { return current }
         return authenticator.stillHolds(provider: token.provider, keyID: token.keyID) ? current : nil
     }
 }

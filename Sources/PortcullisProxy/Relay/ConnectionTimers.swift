@@ -89,12 +89,7 @@ enum ResponseWriting {
         bytes.writeStaticString(" ")
         bytes.writeString(HTTPResponseStatus(statusCode: response.status).reasonPhrase)
         bytes.writeStaticString("\r\n")
-        for header in response.headers {
-            bytes.writeString(header.name)
-            bytes.writeStaticString(": ")
-            bytes.writeString(header.value)
-            bytes.writeStaticString("\r\n")
-        }
+        for header in response.headers { bytes.writeHeaderLine(name: header.name, value: header.value) }
         bytes.writeStaticString("Content-Type: application/json\r\nContent-Length: ")
         bytes.writeString(String(response.body.utf8.count))
         bytes.writeStaticString("\r\nCache-Control: no-store\r\n")
@@ -108,5 +103,15 @@ enum ResponseWriting {
     static func write(_ response: ProxyResponse, closing: Bool, context: ChannelHandlerContext) {
         context.writeAndFlush(
             NIOAny(bytes(for: response, closing: closing, allocator: context.channel.allocator)), promise: nil)
+    }
+}
+
+extension ByteBuffer {
+    /// `name: value` CRLF. The name and value are clean already (they passed a reader, or Portcullis made them).
+    mutating func writeHeaderLine(name: String, value: String) {
+        writeString(name)
+        writeStaticString(": ")
+        writeString(value)
+        writeStaticString("\r\n")
     }
 }

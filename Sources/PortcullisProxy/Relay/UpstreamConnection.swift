@@ -74,12 +74,7 @@ extension UpstreamConnection {
         var trailerLines: ByteBuffer?
         if let trailers, !trailers.isEmpty {
             var lines = channel.allocator.buffer(capacity: 64)
-            for (name, value) in trailers {
-                lines.writeString(name)
-                lines.writeStaticString(": ")
-                lines.writeString(value)
-                lines.writeStaticString("\r\n")
-            }
+            for (name, value) in trailers { lines.writeHeaderLine(name: name, value: value) }
             trailerLines = lines
         }
         context.writeAndFlush(

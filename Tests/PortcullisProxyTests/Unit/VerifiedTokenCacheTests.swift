@@ -132,7 +132,7 @@ struct VerifiedTokenCacheTests {
         #expect(cache.lookup(1, now: 1, confirmKey: confirmed(in: 7)) != nil)
         #expect(cache.lookup(1, now: 1, confirmKey: confirmed(in: 9)) != nil)
         #expect(cache.lookup(1, now: 1, confirmKey: confirmed(in: 9)) != nil)
-        #expect(seen == [VerifiedTokenCache<Int>.unconfirmed, 7, 7, 9])
+        #expect(seen == [KeySetVersion.unconfirmed, 7, 7, 9])
     }
 
     @Test("capacity is never exceeded: a full cache evicts its oldest entry, one per insert")
