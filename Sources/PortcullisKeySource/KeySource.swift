@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import NIOConcurrencyHelpers
 public import PortcullisCore
 import PortcullisCrypto
 import Synchronization
@@ -26,7 +27,7 @@ public final class KeySource: Sendable {
     private let fetcher: any DocumentFetcher
     private let logger: Logger
     private let origin = ContinuousClock.now
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
     /// The version of the key set held now (`keySetVersion`).
     private let installedVersion = Atomic<UInt64>(KeySetVersion.unconfirmed)
     /// Where every source's versions come from: one counter for the process, so no two sets (of one source or
@@ -54,13 +55,13 @@ public final class KeySource: Sendable {
         self.logger = logger
         var initial = State(machine: KeyRefreshStateMachine(policy: configuration.refresh))
         if case .jwksURL(let url) = configuration.keySource { initial.jwksURL = url }
-        self.state = Mutex(initial)
+        self.state = NIOLockedValueBox(initial)
     }
 
     // MARK: Request path
 
     /// The keys held now. Empty until the first load, and after `maxStale` without a good fetch.
-    public var keys: KeySet { state.withLock { $0.keys } }
+    public var keys: KeySet { state.withLockedValue { $0.keys } }
 
     /// Changes whenever the held key set is replaced (a refresh installs a new version even when the keys are
     /// the same), and is never the same for two sets: while it is unchanged, a key confirmed in the set is
@@ -74,27 +75,27 @@ public final class KeySource: Sendable {
     }
 
     /// Whether the provider holds a usable key set.
-    public var isReady: Bool { state.withLock { !$0.keys.isEmpty } }
+    public var isReady: Bool { state.withLockedValue { !$0.keys.isEmpty } }
 
     /// Why the provider is not ready (meaningful only when `isReady` is false).
-    public var notReadyReason: String { state.withLock { $0.notReadyReason } }
+    public var notReadyReason: String { state.withLockedValue { $0.notReadyReason } }
 
-    public var statistics: KeySourceStatistics { state.withLock { $0.statistics } }
+    public var statistics: KeySourceStatistics { state.withLockedValue { $0.statistics } }
 
     /// Seconds since the held key set was installed; nil before the first one.
     public var keySetAge: Double? {
-        let installed = state.withLock { $0.statistics.lastSuccess }
+        let installed = state.withLockedValue { $0.statistics.lastSuccess }
         return installed.map { now() - $0 }
     }
 
     /// The issuer tokens must carry: the configured one, else the one discovery found.
-    public var effectiveIssuer: String? { configuration.issuer ?? state.withLock { $0.discoveredIssuer } }
+    public var effectiveIssuer: String? { configuration.issuer ?? state.withLockedValue { $0.discoveredIssuer } }
 
     /// Waits — at most `configuration.unknownKidWait` — for a refetch triggered by a token whose `kid` is not
     /// held, then returns whatever set is held. Refetches are single-flight and rate-limited.
     public func keysAfterRefetch() async -> KeySet {
         guard isRefreshable else { return keys }
-        let waiter = state.withLock { state -> KeyRefreshStateMachine.WaiterID in
+        let waiter = state.withLockedValue { state -> KeyRefreshStateMachine.WaiterID in
             state.nextWaiterID += 1
             return state.nextWaiterID
         }
@@ -102,7 +103,7 @@ public final class KeySource: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await withCheckedContinuation { continuation in
-                    let actions = self.state.withLock { state -> [KeyRefreshStateMachine.Action]? in
+                    let actions = self.state.withLockedValue { state -> [KeyRefreshStateMachine.Action]? in
                         guard !state.stopped else { return nil }
                         state.waiters[waiter] = continuation
                         return state.machine.unknownKidSeen(waiter: waiter, now: self.now())
@@ -138,14 +139,14 @@ public final class KeySource: Sendable {
                     "keys are fetched over plain http: anyone on the path can substitute them; use https",
                     metadata: ["provider": "\(configuration.name)", "url": "\(url)"])
             }
-            let actions = state.withLock { $0.machine.start(now: now()) }
+            let actions = state.withLockedValue { $0.machine.start(now: now()) }
             perform(actions)
         }
     }
 
     /// Stops the timer and releases every waiting request.
     public func stop() {
-        let (timer, waiters) = state.withLock { state in
+        let (timer, waiters) = state.withLockedValue { state in
             state.stopped = true
             defer {
                 state.waiters = [:]
@@ -181,22 +182,24 @@ public final class KeySource: Sendable {
                     try? await Task.sleep(
                         until: self.origin + .milliseconds(Int64(deadline * 1000)), clock: .continuous)
                     guard !Task.isCancelled else { return }
-                    let actions = self.state.withLock { state -> [KeyRefreshStateMachine.Action] in
+                    let actions = self.state.withLockedValue { state -> [KeyRefreshStateMachine.Action] in
                         state.stopped ? [] : state.machine.timerFired(now: self.now())
                     }
                     self.perform(actions)
                 }
-                let previous = state.withLock { state -> Task<Void, Never>? in
+                let previous = state.withLockedValue { state -> Task<Void, Never>? in
                     defer { state.timer = state.stopped ? nil : task }
                     return state.timer
                 }
                 previous?.cancel()
-                if state.withLock({ $0.stopped }) { task.cancel() }
+                if state.withLockedValue({ $0.stopped }) { task.cancel() }
             case .wakeWaiters(let ids):
-                let continuations = state.withLock { state in ids.compactMap { state.waiters.removeValue(forKey: $0) } }
+                let continuations = state.withLockedValue { state in
+                    ids.compactMap { state.waiters.removeValue(forKey: $0) }
+                }
                 continuations.forEach { $0.resume() }
             case .dropKeys:
-                state.withLock { state in
+                state.withLockedValue { state in
                     install(.empty, in: &state)
                     state.statistics.keyCount = 0
                     state.pastMaxStale = true
@@ -214,7 +217,7 @@ public final class KeySource: Sendable {
     }
 
     private func giveUp(_ waiter: KeyRefreshStateMachine.WaiterID) {
-        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let continuation = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
             state.machine.waiterGaveUp(waiter)
             return state.waiters.removeValue(forKey: waiter)
         }
@@ -238,7 +241,7 @@ public final class KeySource: Sendable {
         } catch {
             outcome = .failure(KeySourceError("\(error)"))
         }
-        let actions: [KeyRefreshStateMachine.Action] = state.withLock { state in
+        let actions: [KeyRefreshStateMachine.Action] = state.withLockedValue { state in
             guard !state.stopped else { return [] }
             switch outcome {
             case .success(let loaded):
@@ -278,7 +281,7 @@ public final class KeySource: Sendable {
     }
 
     private func resolveJWKSURL() async throws -> String {
-        if let url = state.withLock({ $0.jwksURL }) { return url }
+        if let url = state.withLockedValue({ $0.jwksURL }) { return url }
         guard case .discovery(let issuer) = configuration.keySource else { throw KeySourceError("no JWKS URL") }
         let base = issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer
         let response = try await get(base + "/.well-known/openid-configuration")
@@ -291,7 +294,7 @@ public final class KeySource: Sendable {
             jwksURI.hasPrefix("https://") || jwksURI.hasPrefix("http://")
         else { throw KeySourceError("discovery document has no http(s) jwks_uri") }
         let discoveredIssuer = document["issuer"]?.stringValue
-        state.withLock { state in
+        state.withLockedValue { state in
             state.jwksURL = jwksURI
             state.discoveredIssuer = discoveredIssuer
         }
@@ -322,7 +325,7 @@ public final class KeySource: Sendable {
             throw KeySourceError(error.message)
         }
         guard !loaded.isEmpty else { throw KeySourceError("JWKS holds no usable key") }
-        let removed = state.withLock { state -> Set<String> in
+        let removed = state.withLockedValue { state -> Set<String> in
             let removed = state.keys.keyIDs.subtracting(loaded.keyIDs)
             install(loaded, in: &state)
             state.statistics.keyCount = loaded.keys.count
@@ -340,7 +343,7 @@ public final class KeySource: Sendable {
     private func install(document: [UInt8], origin: String) {
         do {
             let count = try load(document: document)
-            state.withLock { state in
+            state.withLockedValue { state in
                 state.statistics.fetchSuccesses += 1
                 state.statistics.lastSuccess = now()
             }
@@ -348,7 +351,7 @@ public final class KeySource: Sendable {
                 "keys loaded",
                 metadata: ["provider": "\(configuration.name)", "source": "\(origin)", "keys": "\(count)"])
         } catch {
-            state.withLock { state in
+            state.withLockedValue { state in
                 state.statistics.fetchFailures += 1
                 state.statistics.lastError = error.message
                 state.notReadyReason = "\(origin): \(error.message)"

@@ -1,9 +1,9 @@
 public import Foundation
 public import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 public import PortcullisConfig
 public import PortcullisKeySource
-import Synchronization
 
 /// A whole running proxy made from a configuration: the key sources, refreshing, and the server. What
 /// `portcullis serve` runs, and what the end-to-end tests start in-process.
@@ -11,7 +11,7 @@ public final class ProxyInstance: Sendable {
     public let server: ProxyServer
     /// The admin listener, when `admin.listen` is configured.
     public let admin: AdminServer?
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
 
     private struct State: Sendable {
         var configuration: PortcullisConfiguration
@@ -24,13 +24,13 @@ public final class ProxyInstance: Sendable {
     ) {
         self.server = server
         self.admin = admin
-        state = Mutex(State(configuration: configuration, authenticator: authenticator))
+        state = NIOLockedValueBox(State(configuration: configuration, authenticator: authenticator))
     }
 
     /// The key sources of the configuration in force.
-    public var authenticator: TokenAuthenticator { state.withLock { $0.authenticator } }
+    public var authenticator: TokenAuthenticator { state.withLockedValue { $0.authenticator } }
 
-    public var configuration: PortcullisConfiguration { state.withLock { $0.configuration } }
+    public var configuration: PortcullisConfiguration { state.withLockedValue { $0.configuration } }
 
     public var metrics: ProxyMetrics { server.settings.metrics }
 
@@ -84,7 +84,7 @@ public final class ProxyInstance: Sendable {
     )
         throws(ProxyStartupError)
     {
-        let old = state.withLock { $0 }
+        let old = state.withLockedValue { $0 }
         guard configuration.listen == old.configuration.listen,
             configuration.adminListen.map({ "\($0.host):\($0.port)" })
                 == old.configuration.adminListen.map({ "\($0.host):\($0.port)" }),
@@ -101,7 +101,7 @@ public final class ProxyInstance: Sendable {
             logger: logger, accessLogger: accessLogger ?? current.accessLogger, clock: current.clock)
         authenticator.start()
         server.replaceSettings(settings)
-        state.withLock { $0 = State(configuration: configuration, authenticator: authenticator) }
+        state.withLockedValue { $0 = State(configuration: configuration, authenticator: authenticator) }
         old.authenticator.stop(keeping: authenticator)
     }
 

@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOPosix
 import Synchronization
@@ -11,13 +12,13 @@ import Synchronization
 public final class ProxyServer: Sendable {
     let group: MultiThreadedEventLoopGroup
     private let ownsGroup: Bool
-    private let current: Mutex<Generation>
+    private let current: NIOLockedValueBox<Generation>
     /// Every generation's loop states that still have connections, for a drain to reach them. Held weakly: the
     /// current generation and each connection hold their state, so a replaced generation's state (its token
     /// caches, 16,384 slots per loop) goes with its last connection instead of piling up with every reload.
-    private let allLoopStates = Mutex<[WeakLoopState]>([])
+    private let allLoopStates = NIOLockedValueBox<[WeakLoopState]>([])
     private let openConnections = Atomic<Int>(0)
-    private let listener = Mutex<(any Channel)?>(nil)
+    private let listener = NIOLockedValueBox<(any Channel)?>(nil)
 
     /// Settings and the per-loop state made for them.
     private struct Generation: Sendable {
@@ -29,8 +30,8 @@ public final class ProxyServer: Sendable {
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         ownsGroup = group == nil
         let generation = Self.generation(settings, group: self.group, previous: nil)
-        current = Mutex(generation)
-        allLoopStates.withLock { $0 = generation.loopStates.values.map(WeakLoopState.init) }
+        current = NIOLockedValueBox(generation)
+        allLoopStates.withLockedValue { $0 = generation.loopStates.values.map(WeakLoopState.init) }
     }
 
     private static func generation(
@@ -58,17 +59,17 @@ public final class ProxyServer: Sendable {
     }
 
     /// The settings new connections get.
-    public var settings: ProxySettings { current.withLock { $0.settings } }
+    public var settings: ProxySettings { current.withLockedValue { $0.settings } }
 
     /// Replaces the settings for connections accepted from now on. Pools whose upstream changed are retired:
     /// their idle connections close, and connections returned to them later are closed instead of parked.
     public func replaceSettings(_ settings: ProxySettings) {
-        let (previous, next) = current.withLock { generation in
+        let (previous, next) = current.withLockedValue { generation in
             let previous = generation
             generation = Self.generation(settings, group: group, previous: previous)
             return (previous, generation)
         }
-        allLoopStates.withLock { states in
+        allLoopStates.withLockedValue { states in
             states.removeAll { $0.state == nil }
             states.append(contentsOf: next.loopStates.values.map(WeakLoopState.init))
         }
@@ -78,7 +79,7 @@ public final class ProxyServer: Sendable {
     }
 
     /// The address actually bound (port 0 picks a free one).
-    public var localAddress: SocketAddress? { listener.withLock { $0?.localAddress } }
+    public var localAddress: SocketAddress? { listener.withLockedValue { $0?.localAddress } }
 
     /// Connections open now.
     public var connectionCount: Int { openConnections.load(ordering: .relaxed) }
@@ -95,18 +96,18 @@ public final class ProxyServer: Sendable {
             }
             .bind(host: host, port: port)
             .get()
-        listener.withLock { $0 = channel }
+        listener.withLockedValue { $0 = channel }
     }
 
     /// Graceful shutdown: stops accepting, lets requests in flight finish (idle keep-alive connections close
     /// at once, busy ones after their response), and after `timeout` closes whatever is left.
     public func drain(timeout: Duration) async {
-        let channel = listener.withLock { channel in
+        let channel = listener.withLockedValue { channel in
             defer { channel = nil }
             return channel
         }
         try? await channel?.close()
-        let states = allLoopStates.withLock { $0.compactMap(\.state) }
+        let states = allLoopStates.withLockedValue { $0.compactMap(\.state) }
         for state in states {
             state.pool.eventLoop.execute { state.drainConnections() }
         }
@@ -122,7 +123,7 @@ public final class ProxyServer: Sendable {
     /// Stops listening, closes every connection, and (when it made them) stops the event loops.
     public func stop() async throws {
         await drain(timeout: .zero)
-        let states = allLoopStates.withLock { $0.compactMap(\.state) }
+        let states = allLoopStates.withLockedValue { $0.compactMap(\.state) }
         for state in states {
             try? await state.pool.eventLoop.submit { state.pool.closeAll() }.get()
         }
@@ -134,7 +135,7 @@ public final class ProxyServer: Sendable {
         channel.closeFuture.whenComplete { [self] _ in
             openConnections.wrappingSubtract(1, ordering: .relaxed)
         }
-        let generation = current.withLock { $0 }
+        let generation = current.withLockedValue { $0 }
         if count > generation.settings.maxConnections {
             // Over the limit: a short answer and the door closed, before any parsing.
             let body = #"{"error":"too_many_connections","message":"The proxy is at its connection limit"}"#

@@ -1,4 +1,5 @@
 import CoreMetrics
+import NIOConcurrencyHelpers
 public import PortcullisKeySource
 public import Prometheus
 import Synchronization
@@ -11,7 +12,7 @@ import Synchronization
 public final class ProxyMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
-    private let decisions = Mutex<[DecisionKey: CoreMetrics.Counter]>([:])
+    private let decisions = NIOLockedValueBox<[DecisionKey: CoreMetrics.Counter]>([:])
     /// The decisions nearly every request ends in, without the table's lock.
     private let allowedWithToken: CoreMetrics.Counter
     private let allowedAnonymous: CoreMetrics.Counter
@@ -23,7 +24,7 @@ public final class ProxyMetrics: Sendable {
     private let cacheMisses: CoreMetrics.Counter
     private let cacheEntries = Atomic<Int>(0)
     /// Fetch outcomes already reported, per provider, so the counters only ever add the difference.
-    private let reportedFetches = Mutex<[String: (successes: Int, failures: Int)]>([:])
+    private let reportedFetches = NIOLockedValueBox<[String: (successes: Int, failures: Int)]>([:])
 
     private struct DecisionKey: Hashable {
         let decision: String
@@ -64,7 +65,7 @@ public final class ProxyMetrics: Sendable {
             if reason == "anonymous" { return allowedAnonymous.increment() }
         }
         let key = DecisionKey(decision: decision, reason: reason)
-        let counter = decisions.withLock { counters in
+        let counter = decisions.withLockedValue { counters in
             if let counter = counters[key] { return counter }
             let counter = CoreMetrics.Counter(
                 label: "portcullis_requests_total", dimensions: [("decision", decision), ("reason", reason)],
@@ -137,7 +138,7 @@ public final class ProxyMetrics: Sendable {
                 Double(statistics.keyCount))
             registry.makeGauge(descriptor: StateMetric.jwksAge, labels: [("provider", provider)]).set(
                 source.keySetAge ?? -1)
-            let previous = reportedFetches.withLock { reported in
+            let previous = reportedFetches.withLockedValue { reported in
                 defer { reported[provider] = (statistics.fetchSuccesses, statistics.fetchFailures) }
                 return reported[provider] ?? (0, 0)
             }
