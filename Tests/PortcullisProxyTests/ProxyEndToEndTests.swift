@@ -159,6 +159,32 @@ struct ProxyEndToEndTests {
         await harness.stop()
     }
 
+    @Test("identity headers smuggled in a chunked body's trailers never reach the upstream (CVE-2013-5704's shape)")
+    func spoofedTrailersRemoved() async throws {
+        // An upstream that merges request trailers into the headers (Apache's MergeTrailers) would otherwise take
+        // a role, a token or an address the client wrote after the body, once the head had been rewritten. All
+        // trailers are dropped, an innocent one too: no list of dangerous names can be complete.
+        let harness = try await ProxyHarness.start()
+        let token = try harness.token(role: "webuser")
+        let connection = try await RawHTTPConnection.connect(port: harness.port)
+        defer { connection.close() }
+        for target in ["/items", "/public/x"] {
+            let auth = target == "/items" ? "Authorization: Bearer \(token)\r\n" : ""
+            try await connection.send(
+                "POST \(target) HTTP/1.1\r\nHost: a\r\n\(auth)Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+                    + "X-Postgres-Role: admin\r\nx-POSTGRES-role: admin\r\nX-User-Id: root\r\n"
+                    + "X-Jwt-Claims: {}\r\nX-Forwarded-Host: evil\r\nX-Forwarded-For: 10.0.0.1\r\n"
+                    + "X-Request-Id: forged\r\nAuthorization: Bearer forged\r\nCookie: access_token=forged\r\n"
+                    + "X-Checksum: 1234\r\n\r\n")
+            let response = try await connection.readResponse(requestMethod: "POST")
+            let echoed = try #require(response.echoedRequest, "\(target)")
+            #expect(echoed.bodyLength == 5)
+            #expect(echoed.trailers.map(\.name) == [], "\(target)")
+            #expect(echoed.headers(named: "x-postgres-role") == [target == "/items" ? "webuser" : "anon"])
+        }
+        await harness.stop()
+    }
+
     @Test("hop-by-hop headers are removed both ways (RFC 9110 §7.6.1); X-Forwarded-For is appended to")
     func hopByHop() async throws {
         let harness = try await ProxyHarness.start()

@@ -113,6 +113,8 @@ public struct EchoedRequest: Sendable {
     public let headers: [(name: String, value: String)]
     public let bodyLength: Int
     public let bodySHA256: String
+    /// The trailer fields of a chunked body exactly as received; empty for other bodies.
+    public let trailers: [(name: String, value: String)]
     /// Which TCP connection to the upstream carried it: 1 for the first the upstream accepted, and so on.
     public let connection: Int
     /// Its position on that connection, from 1.
@@ -120,26 +122,34 @@ public struct EchoedRequest: Sendable {
 
     public init?(json: JSONValue) {
         guard let method = json["method"]?.stringValue, let target = json["target"]?.stringValue,
-            let version = json["version"]?.stringValue, let pairs = json["headers"]?.arrayValue,
+            let version = json["version"]?.stringValue,
             let bodyLength = json["body_length"]?.intValue, let bodySHA256 = json["body_sha256"]?.stringValue,
             let connection = json["connection"]?.intValue,
-            let requestOnConnection = json["request_on_connection"]?.intValue
+            let requestOnConnection = json["request_on_connection"]?.intValue,
+            let headers = Self.fields(json["headers"]), let trailers = Self.fields(json["trailers"])
         else { return nil }
-        var headers: [(name: String, value: String)] = []
-        for pair in pairs {
-            guard let fields = pair.arrayValue, fields.count == 2, let name = fields[0].stringValue,
-                let value = fields[1].stringValue
-            else { return nil }
-            headers.append((name, value))
-        }
         self.method = method
         self.target = target
         self.version = version
         self.headers = headers
         self.bodyLength = bodyLength
         self.bodySHA256 = bodySHA256
+        self.trailers = trailers
         self.connection = connection
         self.requestOnConnection = requestOnConnection
+    }
+
+    /// `[[name, value], ...]` as the echo writes header and trailer fields.
+    private static func fields(_ json: JSONValue?) -> [(name: String, value: String)]? {
+        guard let pairs = json?.arrayValue else { return nil }
+        var fields: [(name: String, value: String)] = []
+        for pair in pairs {
+            guard let field = pair.arrayValue, field.count == 2, let name = field[0].stringValue,
+                let value = field[1].stringValue
+            else { return nil }
+            fields.append((name, value))
+        }
+        return fields
     }
 
     /// The first value of the header `name` (compared case-insensitively).

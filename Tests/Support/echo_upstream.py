@@ -29,7 +29,7 @@ HTTP: keep-alive by HTTP/1.1 rules. A connection closes after a request with
 a request the server cannot parse (400). Responses are always HTTP/1.1 and
 carry "Connection: close" when the server is about to close. Request bodies
 are read by Content-Length or chunked Transfer-Encoding (chunks decoded, chunk
-extensions and trailers ignored); a request with "Expect: 100-continue" and a
+extensions ignored, trailers reported); a request with "Expect: 100-continue" and a
 body first gets "100 Continue", as a real server would send it. HEAD gets the
 headers of the corresponding GET without a body.
 
@@ -63,6 +63,7 @@ Routes (by the path part of the target; the query is ignored unless stated):
                     {"method": ..., "target": ..., "version": ...,
                      "headers": [[name, value], ...],
                      "body_length": n, "body_sha256": "<hex>",
+                     "trailers": [[name, value], ...] (a chunked body's),
                      "connection": N, "request_on_connection": M}
 
 Text in the JSON (method, target, header names and values) is the received
@@ -197,6 +198,7 @@ class Request:
         self.headers = headers  # [(name bytes, value bytes)], as received
         self.body_length = 0
         self.body_sha256 = hashlib.sha256().hexdigest()
+        self.trailers = []  # [(name bytes, value bytes)] of a chunked body, as received
 
     def header(self, name):
         """The first value of a header (case-insensitive name), as text, or None."""
@@ -277,8 +279,11 @@ def read_body(reader, request, send_continue):
             except ValueError:
                 raise BadRequest("malformed chunk size %r" % size_line) from None
             if size == 0:
-                while reader.read_line() != b"":  # trailers are ignored
-                    pass
+                while (line := reader.read_line()) != b"":  # trailers: reported, never acted on
+                    name, colon, value = line.partition(b":")
+                    if not colon or not name or name != name.strip():
+                        raise BadRequest("malformed trailer line %r" % line)
+                    request.trailers.append((name, value.strip(b" \t")))
                 break
             remaining = size
             while remaining:
@@ -335,6 +340,7 @@ def echo_body(request, connection, number):
         "headers": [[text(name), text(value)] for name, value in request.headers],
         "body_length": request.body_length,
         "body_sha256": request.body_sha256,
+        "trailers": [[text(name), text(value)] for name, value in request.trailers],
         "connection": connection,
         "request_on_connection": number,
     }

@@ -347,9 +347,13 @@ extension ClientConnection {
             break
         case .body(let buffer):
             upstream.writeBody(buffer)
-        case .end(let trailers):
+        case .end:
+            // A request's trailer fields are read (and checked) but never passed on, as Envoy and nginx do by
+            // default (RFC 9110 §6.5.2 lets a proxy that removes the chunked coding discard them). They arrive
+            // after the head was judged and rewritten: an upstream that merges them into the headers (Apache's
+            // MergeTrailers, CVE-2013-5704) would take a role, a token or a forwarded address from the client.
             exchange.requestEnded = true
-            upstream.writeEnd(trailers: trailers)
+            upstream.writeEnd()
             armTimeout(exchange)
             if let deadline = exchange.responseDeadline { rescheduleTimer(ifLaterThan: deadline) }
         }

@@ -64,21 +64,16 @@ extension UpstreamConnection {
         context?.writeBody(buffer, chunked: requestChunked)
     }
 
-    /// The request's end, with the trailers of a chunked body, flushed.
-    func writeEnd(trailers: HTTPHeaders?) {
+    /// The request's end, flushed: a chunked body's last chunk, with no trailer section (`forward(_:to:exchange:)`
+    /// says why).
+    func writeEnd() {
         guard let context else { return }
         guard requestChunked else {
             context.flush()
             return
         }
-        var trailerLines: ByteBuffer?
-        if let trailers, !trailers.isEmpty {
-            var lines = channel.allocator.buffer(capacity: 64)
-            for (name, value) in trailers { lines.writeHeaderLine(name: name, value: value) }
-            trailerLines = lines
-        }
         context.writeAndFlush(
-            NIOAny(ChunkedFraming.lastChunk(trailers: trailerLines, allocator: channel.allocator)), promise: nil)
+            NIOAny(ChunkedFraming.lastChunk(trailers: nil, allocator: channel.allocator)), promise: nil)
     }
 
     func flush() { context?.flush() }
