@@ -52,6 +52,7 @@ enum ClientRequestHead {
         // One allocation for the list in all but unusual requests, not one per doubling.
         headers.reserveCapacity(16)
         var framingFields = FramingFields()
+        var hostLines = 0
         let fieldsEnd = bytes.count - 2
         while index < fieldsEnd {
             guard let line = HeaderLine(in: bytes, at: index), bytes[line.end - 3] != UInt8(ascii: "\t") else {
@@ -63,8 +64,15 @@ enum ClientRequestHead {
             // HTTP/1.0 has no transfer codings at all (RFC 9112 §6.1).
             guard name != .transferEncoding || version == .http1_1 else { throw .unsupportedTransferCoding }
             try framingFields.take(line, named: name, in: bytes, failing: ClientRequestError.self)
+            if line.isHost(in: bytes) {
+                // RFC 9112 §3.2: one Host, a host and an optional port. Two could route the request by one and
+                // have it judged, logged or forwarded (X-Forwarded-Host) by the other.
+                hostLines += 1
+                guard hostLines == 1, line.hasHostValue(in: bytes) else { throw .badHost }
+            }
             headers.add(name: line.nameString(in: bytes), value: line.valueString(in: bytes))
         }
+        guard hostLines == 1 || version == .http1_0 else { throw .missingHost }
         let framing: RequestFraming
         if framingFields.chunked {
             // Both at once is how requests are smuggled past one of two parsers (RFC 9112 §6.3 ¶3): neither wins.
@@ -148,6 +156,66 @@ extension HeaderLine {
             true
         default: false
         }
+    }
+
+    func isHost(in bytes: UnsafeRawBufferPointer) -> Bool {
+        name.count == 4 && Self.equalsIgnoringCase(bytes, name, "host")
+    }
+
+    /// Whether the value is `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): empty, an IP literal in
+    /// brackets, or a reg-name (unreserved, percent-encoded and sub-delims characters), then digits after a
+    /// colon. No `/`, `@`, `?`, `#`, `\` or space: nothing a URL built from it could be turned by.
+    func hasHostValue(in bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = value.lowerBound
+        let end = value.upperBound
+        func isHexDigit(_ byte: UInt8) -> Bool {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"),
+                UInt8(ascii: "A")...UInt8(ascii: "F"):
+                true
+            default: false
+            }
+        }
+        func isRegNameCharacter(_ byte: UInt8) -> Bool {
+            switch byte {
+            case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "!"),
+                UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
+                UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
+                true
+            default: Self.isAlphanumeric(byte)
+            }
+        }
+        if index < end, bytes[index] == UInt8(ascii: "[") {
+            // IPv6address or IPvFuture: hex digits, colons, dots, and IPvFuture's `v` and reg-name characters.
+            index += 1
+            let literalStart = index
+            while index < end, bytes[index] != UInt8(ascii: "]") {
+                guard isRegNameCharacter(bytes[index]) || bytes[index] == UInt8(ascii: ":") else { return false }
+                index += 1
+            }
+            guard index < end, index > literalStart else { return false }
+            index += 1
+        } else {
+            while index < end, bytes[index] != UInt8(ascii: ":") {
+                if bytes[index] == UInt8(ascii: "%") {
+                    guard index + 2 < end, isHexDigit(bytes[index + 1]), isHexDigit(bytes[index + 2]) else {
+                        return false
+                    }
+                    index += 3
+                    continue
+                }
+                guard isRegNameCharacter(bytes[index]) else { return false }
+                index += 1
+            }
+        }
+        guard index < end else { return true }
+        guard bytes[index] == UInt8(ascii: ":") else { return false }
+        index += 1
+        while index < end {
+            guard bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") else { return false }
+            index += 1
+        }
+        return true
     }
 
     func nameString(in bytes: UnsafeRawBufferPointer) -> String {

@@ -86,6 +86,8 @@ public enum ClientRequestError: Error, Equatable, CustomStringConvertible {
     case unsupportedTransferCoding
     case badChunk
     case headTooLarge
+    case missingHost
+    case badHost
 
     public var description: String {
         switch self {
@@ -96,6 +98,8 @@ public enum ClientRequestError: Error, Equatable, CustomStringConvertible {
         case .unsupportedTransferCoding: "the request uses a transfer coding other than chunked"
         case .badChunk: "the chunked body is malformed"
         case .headTooLarge: "the request head is too large"
+        case .missingHost: "an HTTP/1.1 request has no Host"
+        case .badHost: "the Host is repeated or is not a host and an optional port"
         }
     }
 }

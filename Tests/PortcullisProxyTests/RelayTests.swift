@@ -179,6 +179,9 @@ struct RelayTests {
             "bad chunk framing":
                 "POST /x HTTP/1.1\r\nHost: a\r\n\(auth)Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
             "a space before the colon": "GET /x HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\(auth)\r\nhello",
+            "two Hosts": "GET /x HTTP/1.1\r\nHost: a\r\n\(auth)host: internal.example\r\n\r\n",
+            "no Host in HTTP/1.1": "GET /x HTTP/1.1\r\n\(auth)\r\n",
+            "a Host that is not a host": "GET /x HTTP/1.1\r\nHost: evil.example/reset?\r\n\(auth)\r\n",
         ]
         for (shape, bytes) in shapes {
             let connection = try await RawHTTPConnection.connect(port: harness.port)
