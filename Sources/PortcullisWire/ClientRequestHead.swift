@@ -112,7 +112,6 @@ enum ClientRequestHead {
 private func isOriginOrAbsoluteForm(_ target: UnsafeRawBufferPointer) -> Bool {
     if target.first == UInt8(ascii: "/") { return true }
     func isLetter(_ byte: UInt8) -> Bool { byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "z") }
-    func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
     var index = 0
     while index < target.count, isLetter(target[index]) { index += 1 }
     guard index > 0, target.count > index + 3, target[index] == UInt8(ascii: ":"),
@@ -124,10 +123,9 @@ private func isOriginOrAbsoluteForm(_ target: UnsafeRawBufferPointer) -> Bool {
         index += 1
         while index < target.count, target[index] != UInt8(ascii: "]") {
             let byte = target[index]
-            guard
-                isDigit(byte) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f"))
-                    || byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".")
-            else { return false }
+            guard HeaderLine.isHexDigit(byte) || byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".") else {
+                return false
+            }
             index += 1
         }
         guard index < target.count else { return false }
@@ -143,7 +141,7 @@ private func isOriginOrAbsoluteForm(_ target: UnsafeRawBufferPointer) -> Bool {
     }
     if index < target.count, target[index] == UInt8(ascii: ":") {
         index += 1
-        while index < target.count, isDigit(target[index]) { index += 1 }
+        while index < target.count, HeaderLine.isDigit(target[index]) { index += 1 }
     }
     return index == target.count || target[index] == UInt8(ascii: "/") || target[index] == UInt8(ascii: "?")
 }
@@ -158,6 +156,14 @@ extension HeaderLine {
         }
     }
 
+    static func isDigit(_ byte: UInt8) -> Bool {
+        byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
+    }
+
+    static func isHexDigit(_ byte: UInt8) -> Bool {
+        isDigit(byte) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f"))
+    }
+
     func isHost(in bytes: UnsafeRawBufferPointer) -> Bool {
         name.count == 4 && Self.equalsIgnoringCase(bytes, name, "host")
     }
@@ -168,14 +174,6 @@ extension HeaderLine {
     func hasHostValue(in bytes: UnsafeRawBufferPointer) -> Bool {
         var index = value.lowerBound
         let end = value.upperBound
-        func isHexDigit(_ byte: UInt8) -> Bool {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"),
-                UInt8(ascii: "A")...UInt8(ascii: "F"):
-                true
-            default: false
-            }
-        }
         func isRegNameCharacter(_ byte: UInt8) -> Bool {
             switch byte {
             case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "!"),
@@ -198,7 +196,7 @@ extension HeaderLine {
         } else {
             while index < end, bytes[index] != UInt8(ascii: ":") {
                 if bytes[index] == UInt8(ascii: "%") {
-                    guard index + 2 < end, isHexDigit(bytes[index + 1]), isHexDigit(bytes[index + 2]) else {
+                    guard index + 2 < end, Self.isHexDigit(bytes[index + 1]), Self.isHexDigit(bytes[index + 2]) else {
                         return false
                     }
                     index += 3
@@ -211,11 +209,8 @@ extension HeaderLine {
         guard index < end else { return true }
         guard bytes[index] == UInt8(ascii: ":") else { return false }
         index += 1
-        while index < end {
-            guard bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") else { return false }
-            index += 1
-        }
-        return true
+        while index < end, Self.isDigit(bytes[index]) { index += 1 }
+        return index == end
     }
 
     func nameString(in bytes: UnsafeRawBufferPointer) -> String {
