@@ -140,6 +140,7 @@ struct ProxyEndToEndTests {
             ("X-Postgres-Role", "admin"), ("x-postgres-role", "admin"), ("X-POSTGRES-ROLE", "admin"),
             ("x-JWT-audience", "other"), ("X-User-Id", "root"), ("x-user-roles", "admin"),
             ("X-Jwt-Claims", #"{"role":"admin"}"#), ("X-Forwarded-Host", "evil"), ("x-forwarded-proto", "https"),
+            ("forwarded", "host=evil;proto=https"),
         ]
         let token = try harness.token(role: "webuser")
         for (target, headers) in [
@@ -151,6 +152,7 @@ struct ProxyEndToEndTests {
             #expect(roles == [target == "/items" ? "webuser" : "anon"], "\(target)")
             #expect(!echoed.headers.contains { $0.value == "admin" || $0.value == "root" || $0.value == "evil" })
             #expect(echoed.headers(named: "x-forwarded-proto") == ["http"])
+            #expect(echoed.headers(named: "forwarded").isEmpty)
         }
         // A refused request never reaches the upstream at all.
         let before = try await harness.upstream.stats().requests

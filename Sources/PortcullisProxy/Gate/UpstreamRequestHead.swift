@@ -14,7 +14,7 @@ import PortcullisCore
 /// 3. `Authorization` goes too with `"authorization": "strip"`.
 /// 4. Framing is restated: a `Content-Length` stays, a chunked body is sent chunked.
 /// 5. `X-Forwarded-For` gets the client's address appended; `X-Forwarded-Proto` and `X-Forwarded-Host` are
-///    set. `Host` and the query string pass unchanged.
+///    set, and the client's `Forwarded` (RFC 7239) is removed. `Host` and the query string pass unchanged.
 /// 6. The identity headers are added.
 public enum UpstreamRequestHead {
     /// Header names that are never passed on from the client.
@@ -30,6 +30,9 @@ public enum UpstreamRequestHead {
         for name in forwarding.ownedHeaders { removed.insert(name) }
         removed.insert("x-forwarded-proto")
         removed.insert("x-forwarded-host")
+        // RFC 7239's form of the same facts: an upstream that prefers it (Spring's ForwardedHeaderFilter does)
+        // would read the client's host and proto over the X-Forwarded-* Portcullis sets.
+        removed.insert("forwarded")
         if !forwarding.keepAuthorization { removed.insert("authorization") }
         return removed
     }

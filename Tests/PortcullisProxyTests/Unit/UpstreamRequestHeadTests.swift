@@ -192,6 +192,20 @@ struct UpstreamRequestHeadTests {
         #expect(noHost.values("X-Forwarded-Host").isEmpty)
     }
 
+    @Test("the client's Forwarded (RFC 7239) is removed in any letter case: it would contradict X-Forwarded-*")
+    func forwardedRemoved() throws {
+        let client = UnitFixtures.request(
+            .GET, "/x",
+            [
+                ("Host", "api.test"), ("Forwarded", "for=192.0.2.60;proto=https;host=evil.test"),
+                ("FORWARDED", "for=198.51.100.17"), ("X-Forwarded-Prefix", "/kept"),
+            ])
+        let headers = try Self.make(client)
+        #expect(headers.values("Forwarded").isEmpty)
+        #expect(headers.values("X-Forwarded-Host") == ["api.test"])
+        #expect(headers.values("X-Forwarded-Prefix") == ["/kept"])
+    }
+
     @Test("X-Request-Id: the request's id replaces every one the client sent, in any letter case; kept without one")
     func requestIDReplacesClientValues() throws {
         let client = UnitFixtures.request(
