@@ -168,6 +168,7 @@ let package = Package(
                 "PortcullisCore", "PortcullisKeySource", "PortcullisConfig", "PortcullisProxy",
                 "PortcullisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

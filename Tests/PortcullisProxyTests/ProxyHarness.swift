@@ -1,10 +1,10 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import PortcullisConfig
 import PortcullisCore
 import PortcullisProxy
 import PortcullisTestSupport
-import Synchronization
 import Testing
 
 /// A proxy under test, in this process, between a real client socket and a real upstream: the echo upstream
@@ -22,7 +22,7 @@ final class ProxyHarness: Sendable {
     var port: Int { proxy.port }
     var adminPort: Int { proxy.admin?.port ?? 0 }
     /// Every token this harness minted, so `stop` can check that none reached a log.
-    private let minted = Mutex<[String]>([])
+    private let minted = NIOLockedValueBox<[String]>([])
 
     private init(jwks: JWKSTestServer, upstream: EchoUpstream, proxy: ProxyInstance, logs: CapturedLogs) {
         self.jwks = jwks
@@ -102,7 +102,7 @@ final class ProxyHarness: Sendable {
         if let role { claims["role"] = role }
         claims.merge(extra) { $1 }
         let token = try jwks.mint(claims, ttl: ttl)
-        minted.withLock { $0.append(token) }
+        minted.withLockedValue { $0.append(token) }
         return token
     }
 
@@ -117,7 +117,7 @@ final class ProxyHarness: Sendable {
     /// in any log line, at any level.
     func expectNoTokensInLogs(sourceLocation: SourceLocation = #_sourceLocation) {
         let lines = logText
-        for token in minted.withLock({ $0 }) {
+        for token in minted.withLockedValue({ $0 }) {
             let parts = token.split(separator: ".")
             for secret in [token[...]] + parts.dropFirst() where secret.count > 16 {
                 if let line = lines.first(where: { $0.contains(secret) }) {

@@ -254,11 +254,16 @@ def read_head(reader):
             raise BadRequest("head too large")
         if line == b"":
             break
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name != name.strip():
-            raise BadRequest("malformed header line %r" % line)
-        headers.append((name, value.strip(b" \t")))
+        headers.append(field(line, "header"))
     return Request(text(method), target, text(version), headers)
+
+
+def field(line, what):
+    """(name, value) of a `name: value` line of a head or a trailer section, the value without its padding."""
+    name, colon, value = line.partition(b":")
+    if not colon or not name or name != name.strip():
+        raise BadRequest("malformed %s line %r" % (what, line))
+    return name, value.strip(b" \t")
 
 
 def read_body(reader, request, send_continue):
@@ -280,10 +285,7 @@ def read_body(reader, request, send_continue):
                 raise BadRequest("malformed chunk size %r" % size_line) from None
             if size == 0:
                 while (line := reader.read_line()) != b"":  # trailers: reported, never acted on
-                    name, colon, value = line.partition(b":")
-                    if not colon or not name or name != name.strip():
-                        raise BadRequest("malformed trailer line %r" % line)
-                    request.trailers.append((name, value.strip(b" \t")))
+                    request.trailers.append(field(line, "trailer"))
                 break
             remaining = size
             while remaining:
